@@ -1,0 +1,159 @@
+//! Who is calling: bearer-token verification and the `Principal` extractor.
+//!
+//! A middleware verifies the `Authorization: Bearer` token once per request through the configured
+//! [`TokenVerifier`] (built-in issuer, external OIDC provider, or both) and stores the outcome in the
+//! request. Handlers ask for [`Principal`] (401 when absent or invalid) or `Option<Principal>`.
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use axum::{
+    extract::{FromRequestParts, OptionalFromRequestParts, Request, State},
+    http::{header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::problem::ApiError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Organizer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::User, Role::Organizer, Role::Admin];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Organizer => "organizer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "user" => Ok(Role::User),
+            "organizer" => Ok(Role::Organizer),
+            "admin" => Ok(Role::Admin),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Local user id (external identities are mapped to a local id on first sight).
+    pub user_id: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+    pub fn is_admin(&self) -> bool {
+        self.has_role(Role::Admin)
+    }
+    /// 403 unless the caller has `role` (admins pass every role check).
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.has_role(role) || self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("requires the {role} role")))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait::async_trait]
+pub trait TokenVerifier: Send + Sync {
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError>;
+}
+
+/// Outcome of the bearer check, stored in request extensions by [`authenticate`].
+#[derive(Clone)]
+enum AuthOutcome {
+    Anonymous,
+    Authenticated(Principal),
+    Rejected(String),
+}
+
+/// Middleware: verify the bearer token, if any.
+pub async fn authenticate(State(verifier): State<Arc<dyn TokenVerifier>>, mut req: Request, next: Next) -> Response {
+    let outcome = match bearer_token(req.headers()) {
+        None => AuthOutcome::Anonymous,
+        Some(Err(())) => AuthOutcome::Rejected("Authorization header is not a Bearer token".into()),
+        Some(Ok(token)) => match verifier.verify(token).await {
+            Ok(p) => AuthOutcome::Authenticated(p),
+            Err(AuthError::Invalid(why)) => {
+                tracing::debug!(%why, "bearer token rejected");
+                AuthOutcome::Rejected("token is invalid or expired".into())
+            }
+            Err(AuthError::Unavailable(why)) => {
+                return ApiError::unavailable("idp_unavailable", why).into_response();
+            }
+        },
+    };
+    req.extensions_mut().insert(outcome);
+    next.run(req).await
+}
+
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let value = value.to_str().map_err(|_| ());
+    Some(value.and_then(|v| {
+        let (scheme, token) = v.split_once(' ').ok_or(())?;
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            Ok(token.trim())
+        } else {
+            Err(())
+        }
+    }))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(p)) => Ok(p.clone()),
+            Some(AuthOutcome::Rejected(why)) => Err(ApiError::invalid_token(why.clone())),
+            _ => Err(ApiError::unauthenticated("a bearer token is required")),
+        }
+    }
+}
+
+/// `Option<Principal>`: anonymous callers are `None`, but a bad token is still a 401.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, ApiError> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(p)) => Ok(Some(p.clone())),
+            Some(AuthOutcome::Rejected(why)) => Err(ApiError::invalid_token(why.clone())),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! HTTP plumbing shared by all services: JSON extractors that fail with problem+json, request ids,
+//! access logs, metrics, health endpoints and the 404 fallback.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, State},
+    http::{HeaderName, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::Serialize;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::{metrics::Metrics, problem::ApiError};
+
+/// `Json<T>` whose rejections are problem+json.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Path<T>` whose rejections are problem+json.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `Query<T>` whose rejections are problem+json.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A dependency that `/readyz` checks (database, bus, ...).
+#[async_trait::async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn check(&self) -> Result<(), String>;
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for crate::db::Db {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Clone)]
+struct Probes {
+    checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    metrics: Metrics,
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wrap the services' routes with the platform's cross-cutting layers and probe endpoints.
+pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metrics: Metrics) -> Router {
+    let probes = Probes { checks: Arc::new(checks), metrics: metrics.clone() };
+    let probe_routes = Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(probes);
+
+    routes
+        .merge(probe_routes)
+        .fallback(|| async { ApiError::not_found("resource") })
+        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30))),
+        )
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: serde_json::Map<String, serde_json::Value>,
+}
+
+async fn readyz(State(p): State<Probes>) -> Response {
+    let mut checks = serde_json::Map::new();
+    let mut ok = true;
+    for c in p.checks.iter() {
+        let res = tokio::time::timeout(Duration::from_secs(3), c.check()).await;
+        let value = match res {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => {
+                ok = false;
+                tracing::warn!(check = c.name(), error = %e, "readiness check failed");
+                "failing".to_string()
+            }
+            Err(_) => {
+                ok = false;
+                "timeout".to_string()
+            }
+        };
+        checks.insert(c.name().to_string(), value.into());
+    }
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ok { "ready" } else { "not_ready" }, checks })).into_response()
+}
+
+async fn metrics_text(State(p): State<Probes>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        p.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The peer address of the request (from the listener's connect info).
+/// Behind the gateway this is the gateway's address; see ARCHITECTURE.md.
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(ClientIp(ip))
+    }
+}

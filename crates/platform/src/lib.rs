@@ -1,0 +1,13 @@
+//! Foundation shared by every Ticket Gateway service: storage, HTTP plumbing, errors, auth context, metrics.
+//!
+//! Nothing in here knows about users, events or bookings; services depend on this crate, never the reverse.
+
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+pub mod telemetry;
+
+pub use problem::{ApiError, ApiResult};

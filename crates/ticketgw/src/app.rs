@@ -1,0 +1,95 @@
+//! Assembles the services selected by `--target` into one HTTP application.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{middleware, Router};
+use tg_platform::{
+    auth::{authenticate, TokenVerifier},
+    db::Db,
+    http::{finish_router, ReadinessCheck},
+    metrics::Metrics,
+};
+use tg_users::UsersService;
+use tokio::{net::TcpListener, task::JoinHandle};
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{config::Settings, docs};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ticket Gateway API", description = "Event ticketing: identity, events, bookings, payments."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// A running application: its router plus handles to its parts (used by tests and the CLI).
+pub struct App {
+    pub router: Router,
+    pub db: Db,
+    pub users: Arc<UsersService>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Connect and migrate the database for `settings`.
+pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(settings.database_url.as_deref(), &settings.data_dir(), settings.max_connections()).await?;
+    db.migrate(vec![tg_users::migrations()]).await?;
+    Ok(db)
+}
+
+/// Build the application. `listen` is the bound address (for the default public URL).
+pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<App> {
+    let target = settings.target()?;
+    tracing::info!(target, "starting services");
+    let db = open_db(settings).await?;
+    let users = UsersService::start(db.clone(), settings.users(listen)).await?;
+    if settings.demo.unwrap_or(false) {
+        users.seed_demo().await?;
+        tracing::info!("demo data loaded");
+    }
+    let verifier: Arc<dyn TokenVerifier> = users.clone();
+
+    // Every target so far includes the users service; later targets add theirs here.
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(tg_users::api::router(users.clone()))
+        .split_for_parts();
+    let routes = routes
+        .merge(docs::router(openapi))
+        .layer(middleware::from_fn_with_state(verifier, authenticate));
+
+    let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
+    let router = finish_router(routes, checks, Metrics::new());
+    let background = vec![tokio::spawn(users.clone().run_maintenance())];
+    Ok(App { router, db, users, background })
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, app: &App, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Command line: `serve`, `migrate`, `demo`, `user create`.
+
+use std::{process::ExitCode, time::Instant};
+
+use clap::{Parser, Subcommand};
+use tg_platform::{auth::Role, telemetry};
+use tokio::net::TcpListener;
+
+use crate::{app, config::Settings};
+
+#[derive(Parser)]
+#[command(name = "ticketgw", version, about = "Ticket Gateway: event ticketing platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform (all services, or the one named by --target).
+    Serve(Settings),
+    /// Apply database migrations and exit.
+    Migrate(Settings),
+    /// Load demo data (accounts and the demo organizer) and exit.
+    Demo(Settings),
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a local account.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Password (or set TICKETGW_USER_PASSWORD to keep it out of the shell history).
+        #[arg(long, env = "TICKETGW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        display_name: String,
+        /// Extra roles: organizer, admin (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(s) => {
+            let s = s.with_file()?;
+            telemetry::init(s.json_logs());
+            let listener = TcpListener::bind(s.listen()).await?;
+            let addr = listener.local_addr()?;
+            let app = app::build(&s, addr).await?;
+            tracing::info!(%addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
+            app::serve(listener, &app, shutdown_signal()).await?;
+            app.db.close().await;
+            Ok(())
+        }
+        Command::Migrate(s) => {
+            let s = s.with_file()?;
+            telemetry::init(s.json_logs());
+            app::open_db(&s).await?.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Demo(s) => {
+            let mut s = s.with_file()?;
+            telemetry::init(s.json_logs());
+            s.demo = Some(true);
+            let app = app::build(&s, s.listen()).await?;
+            println!("demo data loaded; accounts:");
+            for (email, password, role) in tg_users::DEMO_ACCOUNTS {
+                println!("  {role:<9} {email}  password: {password}");
+            }
+            app.db.close().await;
+            Ok(())
+        }
+        Command::User { command: UserCommand::Create { email, password, display_name, roles, settings } } => {
+            let s = settings.with_file()?;
+            telemetry::init(s.json_logs());
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>().map_err(|_| anyhow::anyhow!("unknown role {r:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let db = app::open_db(&s).await?;
+            let users = tg_users::UsersService::start(db.clone(), s.users(s.listen())).await?;
+            let user = users.create_user(&email, &password, &display_name, &roles).await?;
+            println!("created user {} ({}) with roles {:?}", user.id, email.trim().to_lowercase(), user.roles);
+            db.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,157 @@
+//! Configuration: command-line flags, environment variables and an optional TOML file, in that order
+//! of precedence. `ticketgw serve --help` lists every setting with its environment variable.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use tg_users::{external::ExternalOidcConfig, ratelimit::LoginLimits, recaptcha::RecaptchaConfig, UsersConfig};
+
+/// Every setting is optional here; defaults apply after the TOML file is merged in.
+#[derive(Args, Deserialize, Debug, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// TOML file with any of these settings (keys are the long flag names with `_`).
+    #[arg(long, env = "TICKETGW_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TICKETGW_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite file and uploads [default: ./data].
+    #[arg(long, env = "TICKETGW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Which services to run: `all` or `users` [default: all].
+    #[arg(long, env = "TICKETGW_TARGET")]
+    pub target: Option<String>,
+    /// `postgres://…` for PostgreSQL, `sqlite:…` for a SQLite file elsewhere; unset = SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Database connection pool size [default: 20].
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// Public base URL, used as the token issuer (`iss`) [default: http://<listen>].
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `text` or `json` [default: text].
+    #[arg(long, env = "LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Load demo data (accounts, organizer profile) at start.
+    #[arg(long, env = "TICKETGW_DEMO", num_args = 0..=1, default_missing_value = "true")]
+    pub demo: Option<bool>,
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS")]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Lifetime of refresh tokens in days [default: 30].
+    #[arg(long, env = "REFRESH_TOKEN_TTL_DAYS")]
+    pub refresh_token_ttl_days: Option<u64>,
+    /// A new signing key is created after this many days [default: 30].
+    #[arg(long, env = "SIGNING_KEY_ROTATION_DAYS")]
+    pub signing_key_rotation_days: Option<u64>,
+    /// Issuer URL of an external OpenID Connect provider (e.g. Keycloak realm); its tokens are then accepted.
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience the external provider's tokens must carry [default: ticketgw].
+    #[arg(long, env = "OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Clock skew tolerated on external tokens, in seconds [default: 30].
+    #[arg(long, env = "OIDC_LEEWAY_SECS")]
+    pub oidc_leeway_secs: Option<u64>,
+    /// Minimum seconds between JWKS refreshes triggered by unknown key ids [default: 30].
+    #[arg(long, env = "OIDC_JWKS_MIN_REFRESH_SECS")]
+    pub oidc_jwks_min_refresh_secs: Option<u64>,
+    /// reCAPTCHA secret; when set, register and login require a `recaptcha_token`.
+    #[arg(long, env = "RECAPTCHA_SECRET", hide_env_values = true)]
+    pub recaptcha_secret: Option<String>,
+    /// reCAPTCHA verification endpoint [default: https://www.google.com/recaptcha/api/siteverify].
+    #[arg(long, env = "RECAPTCHA_VERIFY_URL")]
+    pub recaptcha_verify_url: Option<String>,
+    /// Minimum reCAPTCHA v3 score [default: 0.5].
+    #[arg(long, env = "RECAPTCHA_MIN_SCORE")]
+    pub recaptcha_min_score: Option<f64>,
+    /// Login attempts per account in a burst [default: 10] ...
+    #[arg(long, env = "LOGIN_ACCOUNT_BURST")]
+    pub login_account_burst: Option<u32>,
+    /// ... then one more every this many seconds [default: 60].
+    #[arg(long, env = "LOGIN_ACCOUNT_PERIOD_SECS")]
+    pub login_account_period_secs: Option<u64>,
+    /// Login attempts per client IP in a burst [default: 30] ...
+    #[arg(long, env = "LOGIN_IP_BURST")]
+    pub login_ip_burst: Option<u32>,
+    /// ... then one more every this many seconds [default: 2].
+    #[arg(long, env = "LOGIN_IP_PERIOD_SECS")]
+    pub login_ip_period_secs: Option<u64>,
+}
+
+/// Fill every unset field of `$a` from `$b`.
+macro_rules! fill {
+    ($a:ident, $b:ident, $($f:ident),*) => { $( if $a.$f.is_none() { $a.$f = $b.$f; } )* };
+}
+
+pub const TARGETS: [&str; 2] = ["all", "users"];
+
+impl Settings {
+    /// Merge in the TOML file named by `--config`, if any. Flags and environment win over the file.
+    pub fn with_file(mut self) -> anyhow::Result<Settings> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file: Settings = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        fill!(self, file, listen, data_dir, target, database_url, database_max_connections, public_url, log_format, demo,
+            access_token_ttl_secs, refresh_token_ttl_days, signing_key_rotation_days, oidc_issuer, oidc_audience,
+            oidc_leeway_secs, oidc_jwks_min_refresh_secs, recaptcha_secret, recaptcha_verify_url, recaptcha_min_score,
+            login_account_burst, login_account_period_secs, login_ip_burst, login_ip_period_secs);
+        Ok(self)
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"))
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./data"))
+    }
+    pub fn target(&self) -> anyhow::Result<&str> {
+        let t = self.target.as_deref().unwrap_or("all");
+        anyhow::ensure!(TARGETS.contains(&t), "unknown target {t:?}; available: {}", TARGETS.join(", "));
+        Ok(t)
+    }
+    pub fn json_logs(&self) -> bool {
+        self.log_format.as_deref() == Some("json")
+    }
+    pub fn max_connections(&self) -> u32 {
+        self.database_max_connections.unwrap_or(20).max(1)
+    }
+
+    /// The users service's configuration; `listen` is the actual bound address (port 0 resolved).
+    pub fn users(&self, listen: SocketAddr) -> UsersConfig {
+        let d = UsersConfig::default();
+        let l = LoginLimits::default();
+        let secs = Duration::from_secs;
+        UsersConfig {
+            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{listen}")),
+            access_token_ttl: self.access_token_ttl_secs.map(secs).unwrap_or(d.access_token_ttl),
+            refresh_token_ttl: self.refresh_token_ttl_days.map(|n| secs(n * 86_400)).unwrap_or(d.refresh_token_ttl),
+            key_rotation: self.signing_key_rotation_days.map(|n| secs(n * 86_400)).unwrap_or(d.key_rotation),
+            external_oidc: self.oidc_issuer.clone().map(|issuer| ExternalOidcConfig {
+                issuer,
+                audience: self.oidc_audience.clone().unwrap_or_else(|| "ticketgw".into()),
+                leeway: secs(self.oidc_leeway_secs.unwrap_or(30)),
+                min_jwks_refresh: secs(self.oidc_jwks_min_refresh_secs.unwrap_or(30)),
+            }),
+            recaptcha: self.recaptcha_secret.clone().map(|secret| RecaptchaConfig {
+                secret,
+                verify_url: self
+                    .recaptcha_verify_url
+                    .clone()
+                    .unwrap_or_else(|| "https://www.google.com/recaptcha/api/siteverify".into()),
+                min_score: self.recaptcha_min_score.unwrap_or(0.5),
+            }),
+            login_limits: LoginLimits {
+                per_account_burst: self.login_account_burst.unwrap_or(l.per_account_burst),
+                per_account_period: self.login_account_period_secs.map(secs).unwrap_or(l.per_account_period),
+                per_ip_burst: self.login_ip_burst.unwrap_or(l.per_ip_burst),
+                per_ip_period: self.login_ip_period_secs.map(secs).unwrap_or(l.per_ip_period),
+            },
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The `ticketgw` binary's library: configuration, application assembly and CLI commands.
+//! Integration tests drive the same code through [`app::build`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod docs;

@@ -1,0 +1,143 @@
+//! Register, login, refresh, logout and the issuer's discovery/JWKS documents.
+
+use axum::{http::StatusCode, Json};
+use serde::{Deserialize, Serialize};
+use tg_platform::{
+    http::{ApiJson, ClientIp},
+    problem::Problem,
+    ApiError, ApiResult,
+};
+use utoipa::ToSchema;
+
+use super::State;
+use crate::{issuer::hash_refresh_token, model::UserView, CreateUserError, UsersService};
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    /// Required when reCAPTCHA is configured.
+    #[serde(default)]
+    pub recaptcha_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub recaptcha_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// Always `Bearer`.
+    pub token_type: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = UserView), (status = 409, body = Problem, description = "email taken"),
+              (status = 422, body = Problem, description = "invalid fields")))]
+pub async fn register(
+    svc: State,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    if let Some(r) = &svc.recaptcha {
+        r.verify(req.recaptcha_token.as_deref(), "register", ip).await?;
+    }
+    let user = svc.create_user(&req.email, &req.password, &req.display_name, &[]).await.map_err(|e| match e {
+        CreateUserError::Email(m) => ApiError::field("email", m),
+        CreateUserError::Password(m) => ApiError::field("password", m),
+        CreateUserError::DisplayName(m) => ApiError::field("display_name", m),
+        CreateUserError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+        CreateUserError::Other(e) => ApiError::internal(e),
+    })?;
+    svc.store.audit(Some(&user.id), "user.registered", Some(&user.id), &serde_json::json!({})).await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "bad credentials"),
+              (status = 429, body = Problem, description = "too many attempts")))]
+pub async fn login(svc: State, ClientIp(ip): ClientIp, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
+    let email = req.email.trim().to_lowercase();
+    svc.limiter.check(&email, ip).map_err(ApiError::too_many_requests)?;
+    if let Some(r) = &svc.recaptcha {
+        r.verify(req.recaptcha_token.as_deref(), "login", ip).await?;
+    }
+    let account = svc.store.account_by_email(&email).await?;
+    let ok = crate::password::verify(&req.password, account.as_ref().and_then(|a| a.password_hash.as_deref())).await;
+    let account = match account {
+        Some(a) if ok => a,
+        _ => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "email or password is incorrect"));
+        }
+    };
+    let family = uuid::Uuid::new_v4().to_string();
+    Ok(Json(issue_tokens(&svc, &account.id, &family).await?))
+}
+
+async fn issue_tokens(svc: &UsersService, user_id: &str, family: &str) -> ApiResult<TokenResponse> {
+    let Some(account) = svc.store.account_by_id(user_id).await? else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", "account no longer exists"));
+    };
+    let roles = svc.store.roles(user_id).await?;
+    let access = svc
+        .issuer
+        .mint_access(user_id, account.email.as_deref(), &account.display_name, &roles)
+        .await
+        .map_err(ApiError::internal)?;
+    let (refresh, hash) = svc.issuer.new_refresh_token();
+    let expires = tg_platform::clock::now_ms() + svc.config.refresh_token_ttl.as_millis() as i64;
+    svc.store.insert_refresh(&hash, user_id, family, expires).await?;
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: svc.config.access_token_ttl.as_secs(),
+        token_type: "Bearer".into(),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "unknown, expired, revoked or reused token")))]
+pub async fn refresh(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<TokenResponse>> {
+    let hash = hash_refresh_token(&req.refresh_token);
+    let Some(old) = svc.store.consume_refresh(&hash).await? else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", "refresh token is invalid, expired or revoked"));
+    };
+    Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "the refresh token and its rotation chain are revoked")))]
+pub async fn logout(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+    if let Some(family) = svc.store.refresh_family(&hash_refresh_token(&req.refresh_token)).await? {
+        svc.store.revoke_family(&family).await?;
+    }
+    // Unknown tokens get the same answer: logout reveals nothing.
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "auth",
+    responses((status = 200, description = "OpenID Provider metadata of the built-in issuer")))]
+pub async fn discovery(svc: State) -> Json<serde_json::Value> {
+    Json(svc.discovery())
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "public keys (JWK Set) verifying access tokens")))]
+pub async fn jwks(svc: State) -> Json<serde_json::Value> {
+    Json(svc.issuer.jwks().await)
+}

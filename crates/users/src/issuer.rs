@@ -1,0 +1,205 @@
+//! The built-in token issuer: Ed25519-signed access tokens (EdDSA JWTs) with rotating keys,
+//! published as JWKS, and opaque refresh tokens stored as SHA-256 hashes.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, engine::general_purpose::STANDARD as B64, Engine};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::{
+    rand::{SecureRandom, SystemRandom},
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use serde::{Deserialize, Serialize};
+use tg_platform::{auth::Role, clock::now_ms};
+use tokio::sync::RwLock;
+
+use crate::store::{KeyRow, Store};
+
+/// Audience of access tokens minted by the built-in issuer.
+pub const AUDIENCE: &str = "ticketgw";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Vec<Role>,
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+}
+
+struct VerifyKey {
+    kid: String,
+    public_b64url: String,
+    decoding: DecodingKey,
+}
+
+struct KeySet {
+    signing: SigningKey,
+    verify: Vec<VerifyKey>,
+}
+
+pub struct Issuer {
+    pub issuer: String,
+    pub access_ttl: Duration,
+    rotation: Duration,
+    store: Store,
+    keys: RwLock<Arc<KeySet>>,
+    last_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
+    rng: SystemRandom,
+}
+
+impl Issuer {
+    /// Load the current keys, creating the first one (or a fresh one when the newest is due for rotation).
+    pub async fn start(store: Store, issuer: String, access_ttl: Duration, rotation: Duration) -> anyhow::Result<Arc<Issuer>> {
+        let rng = SystemRandom::new();
+        let keys = load_or_rotate(&store, &rng, rotation, access_ttl).await?;
+        Ok(Arc::new(Issuer {
+            issuer,
+            access_ttl,
+            rotation,
+            store,
+            keys: RwLock::new(Arc::new(keys)),
+            last_reload: Default::default(),
+            rng,
+        }))
+    }
+
+    /// Rotate when the signing key is older than the rotation period. Run periodically; safe in several
+    /// instances at once (each may add a key; every instance publishes all recent keys).
+    pub async fn rotate_if_due(&self) -> anyhow::Result<()> {
+        let reload = load_or_rotate(&self.store, &self.rng, self.rotation, self.access_ttl).await?;
+        *self.last_reload.lock().await = Some(std::time::Instant::now());
+        *self.keys.write().await = Arc::new(reload);
+        Ok(())
+    }
+
+    pub async fn mint_access(&self, user_id: &str, email: Option<&str>, name: &str, roles: &[Role]) -> anyhow::Result<String> {
+        let keys = self.keys.read().await.clone();
+        let now = now_ms() / 1000;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user_id.to_owned(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+            email: email.map(str::to_owned),
+            name: Some(name.to_owned()),
+            roles: roles.to_vec(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(keys.signing.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &keys.signing.encoding)?)
+    }
+
+    /// Verify a token of this issuer: signature by a published key, `iss`, `aud`, `exp`.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err("unexpected algorithm".into());
+        }
+        let kid = header.kid.ok_or("missing kid")?;
+        let keys = self.keys.read().await.clone();
+        let key = match keys.verify.iter().find(|k| k.kid == kid) {
+            Some(k) => k,
+            None => {
+                // Another instance may have rotated; reload from the shared store, at most every 10 s
+                // so that tokens with made-up key ids cannot turn into database load.
+                drop(keys);
+                let recently = self.last_reload.lock().await.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+                if recently {
+                    return Err("unknown key id".into());
+                }
+                self.rotate_if_due().await.map_err(|e| e.to_string())?;
+                let keys = self.keys.read().await.clone();
+                return match keys.verify.iter().find(|k| k.kid == kid) {
+                    Some(k) => self.decode(token, &k.decoding),
+                    None => Err("unknown key id".into()),
+                };
+            }
+        };
+        self.decode(token, &key.decoding)
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<AccessClaims, String> {
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[AUDIENCE]);
+        v.leeway = 5;
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+    }
+
+    /// Public keys as a JWK Set.
+    pub async fn jwks(&self) -> serde_json::Value {
+        let keys = self.keys.read().await.clone();
+        let keys: Vec<_> = keys
+            .verify
+            .iter()
+            .map(|k| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": k.kid, "x": k.public_b64url}))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// A fresh opaque refresh token and the hash under which it is stored.
+    pub fn new_refresh_token(&self) -> (String, String) {
+        let mut bytes = [0u8; 32];
+        self.rng.fill(&mut bytes).expect("system RNG");
+        let token = B64URL.encode(bytes);
+        let hash = hash_refresh_token(&token);
+        (token, hash)
+    }
+}
+
+pub fn hash_refresh_token(token: &str) -> String {
+    B64URL.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+}
+
+/// Keys younger than rotation + access TTL verify (a token signed just before rotation stays valid);
+/// the newest signs. Creates a key when none is young enough to sign.
+async fn load_or_rotate(store: &Store, rng: &SystemRandom, rotation: Duration, access_ttl: Duration) -> anyhow::Result<KeySet> {
+    let now = now_ms();
+    let verify_since = now - (rotation + access_ttl).as_millis() as i64 - 60_000;
+    let mut rows = store.signing_keys(verify_since).await?;
+    let newest_fresh = rows.first().is_some_and(|k| now - k.created_at < rotation.as_millis() as i64);
+    if !newest_fresh {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).map_err(|_| anyhow::anyhow!("generating Ed25519 key"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("parsing new key"))?;
+        let row = KeyRow {
+            kid: format!("k-{}", uuid::Uuid::now_v7().simple()),
+            private_pkcs8: B64.encode(pkcs8.as_ref()),
+            public_key: B64URL.encode(pair.public_key().as_ref()),
+            created_at: now,
+        };
+        store.insert_signing_key(&row).await?;
+        tracing::info!(kid = %row.kid, "created new token signing key");
+        rows.insert(0, row);
+    }
+    let newest = &rows[0];
+    let signing = SigningKey {
+        kid: newest.kid.clone(),
+        encoding: EncodingKey::from_ed_der(&B64.decode(&newest.private_pkcs8)?),
+    };
+    let verify = rows
+        .iter()
+        .map(|r| {
+            Ok(VerifyKey {
+                kid: r.kid.clone(),
+                decoding: DecodingKey::from_ed_components(&r.public_key)?,
+                public_b64url: r.public_key.clone(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(KeySet { signing, verify })
+}
