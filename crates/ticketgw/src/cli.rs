@@ -73,6 +73,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Command::Serve(s) => {
             let s = s.with_file()?;
             telemetry::init(s.json_logs());
+            s.target()?;
             let listener = TcpListener::bind(s.listen()).await?;
             let addr = listener.local_addr()?;
             let app = app::build(&s, addr).await?;

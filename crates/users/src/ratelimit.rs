@@ -79,6 +79,7 @@ mod tests {
         assert!(l.check("a@x.io", ip2).unwrap_err() >= 1);
         // Other accounts from ip1 still pass until the IP bucket (3) is empty.
         assert!(l.check("b@x.io", ip1).is_ok());
-        assert!(l.check("c@x.io", ip1).is_err());
+        assert!(l.check("c@x.io", ip1).is_ok());
+        assert!(l.check("d@x.io", ip1).is_err());
     }
 }

@@ -1,0 +1,121 @@
+//! `spawn_app`: one application on a random port with a database of its own.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tg_platform::auth::Role;
+use ticketgw::{app::App, config::Settings};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub struct TestApp {
+    pub base: String,
+    pub http: Client,
+    pub app: App,
+    server: JoinHandle<()>,
+    sqlite_dir: Option<PathBuf>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(dir) = &self.sqlite_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Settings for a fresh database: a new PostgreSQL database when `TEST_DATABASE_URL` is set, else a
+/// SQLite file in a new temporary directory.
+pub async fn fresh_settings() -> (Settings, Option<PathBuf>) {
+    let mut s = Settings { database_max_connections: Some(5), ..Default::default() };
+    let name = format!("tg_test_{}", uuid::Uuid::new_v4().simple());
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(admin_url) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            s.database_url = Some(format!("{base}/{name}"));
+            (s, None)
+        }
+        None => {
+            let dir = std::env::temp_dir().join(name);
+            s.data_dir = Some(dir.clone());
+            (s, Some(dir))
+        }
+    }
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, sqlite_dir) = fresh_settings().await;
+    configure(&mut settings);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = ticketgw::app::build(&settings, addr).await.expect("build app");
+    let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, service).await.unwrap();
+    });
+    TestApp { base: format!("http://{addr}"), http: Client::new(), app, server, sqlite_dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut req = self.http.request(method, self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Response {
+        self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "display_name": name})).await
+    }
+
+    /// Log in and return the token response body.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let res = self.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await;
+        assert_eq!(res.status(), StatusCode::OK, "login of {email}");
+        res.json().await.unwrap()
+    }
+
+    /// A new account with `roles` (created directly in the users service), logged in: (user id, access token).
+    pub async fn user_with(&self, roles: &[Role]) -> (String, String) {
+        let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+        let user = self.app.users.create_user(&email, "a long password", "Test User", roles).await.unwrap();
+        let tokens = self.login(&email, "a long password").await;
+        (user.id, tokens["access_token"].as_str().unwrap().to_owned())
+    }
+}
+
+/// Assert a problem+json answer with `status` and `code`; returns the body.
+pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status");
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}

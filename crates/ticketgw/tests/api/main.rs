@@ -1,0 +1,11 @@
+//! Integration tests: the whole application over real HTTP, on a fresh database per test.
+//! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` is set (see README).
+
+mod admin;
+mod auth;
+mod cli;
+mod external_oidc;
+mod helpers;
+mod organizers;
+mod platform;
+mod recaptcha;
