@@ -104,9 +104,7 @@ impl Db {
             None => {
                 std::fs::create_dir_all(data_dir)
                     .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-                let opts = SqliteConnectOptions::new()
-                    .filename(data_dir.join("ticketgw.db"))
-                    .create_if_missing(true);
+                let opts = SqliteConnectOptions::new().filename(data_dir.join("ticketgw.db")).create_if_missing(true);
                 Self::sqlite(opts, max_connections).await
             }
         }

@@ -122,10 +122,7 @@ async fn readyz(State(p): State<Probes>) -> Response {
 }
 
 async fn metrics_text(State(p): State<Probes>) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        p.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], p.metrics.render())
         .into_response()
 }
 

@@ -56,7 +56,8 @@ impl Metrics {
 
 /// Middleware recording every request. Unmatched paths share one label so scanners cannot blow up cardinality.
 pub async fn track(State(m): State<Metrics>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let res = next.run(req).await;

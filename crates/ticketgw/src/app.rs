@@ -74,12 +74,9 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
     // Every target so far includes the users service; later targets add theirs here.
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(tg_users::api::router(users.clone()))
-        .split_for_parts();
-    let routes = routes
-        .merge(docs::router(openapi))
-        .layer(middleware::from_fn_with_state(verifier, authenticate));
+    let (routes, openapi) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone())).split_for_parts();
+    let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     let router = finish_router(routes, checks, Metrics::new());
@@ -88,7 +85,11 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, app: &App, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: &App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     Ok(())

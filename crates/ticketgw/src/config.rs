@@ -97,10 +97,32 @@ impl Settings {
         let Some(path) = self.config.clone() else { return Ok(self) };
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let file: Settings = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        fill!(self, file, listen, data_dir, target, database_url, database_max_connections, public_url, log_format, demo,
-            access_token_ttl_secs, refresh_token_ttl_days, signing_key_rotation_days, oidc_issuer, oidc_audience,
-            oidc_leeway_secs, oidc_jwks_min_refresh_secs, recaptcha_secret, recaptcha_verify_url, recaptcha_min_score,
-            login_account_burst, login_account_period_secs, login_ip_burst, login_ip_period_secs);
+        fill!(
+            self,
+            file,
+            listen,
+            data_dir,
+            target,
+            database_url,
+            database_max_connections,
+            public_url,
+            log_format,
+            demo,
+            access_token_ttl_secs,
+            refresh_token_ttl_days,
+            signing_key_rotation_days,
+            oidc_issuer,
+            oidc_audience,
+            oidc_leeway_secs,
+            oidc_jwks_min_refresh_secs,
+            recaptcha_secret,
+            recaptcha_verify_url,
+            recaptcha_min_score,
+            login_account_burst,
+            login_account_period_secs,
+            login_ip_burst,
+            login_ip_period_secs
+        );
         Ok(self)
     }
 

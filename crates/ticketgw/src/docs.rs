@@ -25,7 +25,8 @@ const PAGE: &str = r#"<!doctype html>
 </body>
 </html>"#;
 
-const INIT: &str = "window.ui = SwaggerUIBundle({ url: '/api/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true });";
+const INIT: &str =
+    "window.ui = SwaggerUIBundle({ url: '/api/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true });";
 
 pub fn router(openapi: utoipa::openapi::OpenApi) -> Router {
     let cached = |ct: &'static str, body: &'static [u8]| {

@@ -92,13 +92,10 @@ impl ExternalOidc {
         v.set_audience(&[&self.config.audience]);
         v.leeway = self.config.leeway.as_secs();
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.0, &v)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?
-            .claims;
-        let mut roles: Vec<Role> = claims
-            .realm_access
-            .map(|r| r.roles.iter().filter_map(|n| n.parse().ok()).collect())
-            .unwrap_or_default();
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &key.0, &v).map_err(|e| AuthError::Invalid(e.to_string()))?.claims;
+        let mut roles: Vec<Role> =
+            claims.realm_access.map(|r| r.roles.iter().filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
         roles.push(Role::User);
         roles.sort();
         roles.dedup();
@@ -133,14 +130,35 @@ impl ExternalOidc {
                 jwks_uri: String,
             }
             let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
-            let d: Discovery = self.http.get(&url).send().await.and_then(|r| r.error_for_status()).map_err(unavailable)?.json().await.map_err(unavailable)?;
+            let d: Discovery = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(unavailable)?
+                .json()
+                .await
+                .map_err(unavailable)?;
             if d.issuer != self.config.issuer {
-                return Err(AuthError::Unavailable(format!("discovery names issuer {:?}, expected {:?}", d.issuer, self.config.issuer)));
+                return Err(AuthError::Unavailable(format!(
+                    "discovery names issuer {:?}, expected {:?}",
+                    d.issuer, self.config.issuer
+                )));
             }
             cache.jwks_uri = Some(d.jwks_uri);
         }
         let uri = cache.jwks_uri.clone().unwrap_or_default();
-        let set: JwkSet = self.http.get(&uri).send().await.and_then(|r| r.error_for_status()).map_err(unavailable)?.json().await.map_err(unavailable)?;
+        let set: JwkSet = self
+            .http
+            .get(&uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
         cache.keys.clear();
         for jwk in &set.keys {
             let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, engine::general_purpose::STANDARD as B64, Engine};
+use base64::{engine::general_purpose::STANDARD as B64, engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::{
     rand::{SecureRandom, SystemRandom},
@@ -61,7 +61,12 @@ pub struct Issuer {
 
 impl Issuer {
     /// Load the current keys, creating the first one (or a fresh one when the newest is due for rotation).
-    pub async fn start(store: Store, issuer: String, access_ttl: Duration, rotation: Duration) -> anyhow::Result<Arc<Issuer>> {
+    pub async fn start(
+        store: Store,
+        issuer: String,
+        access_ttl: Duration,
+        rotation: Duration,
+    ) -> anyhow::Result<Arc<Issuer>> {
         let rng = SystemRandom::new();
         let keys = load_or_rotate(&store, &rng, rotation, access_ttl).await?;
         Ok(Arc::new(Issuer {
@@ -84,7 +89,13 @@ impl Issuer {
         Ok(())
     }
 
-    pub async fn mint_access(&self, user_id: &str, email: Option<&str>, name: &str, roles: &[Role]) -> anyhow::Result<String> {
+    pub async fn mint_access(
+        &self,
+        user_id: &str,
+        email: Option<&str>,
+        name: &str,
+        roles: &[Role],
+    ) -> anyhow::Result<String> {
         let keys = self.keys.read().await.clone();
         let now = now_ms() / 1000;
         let claims = AccessClaims {
@@ -169,7 +180,12 @@ pub fn hash_refresh_token(token: &str) -> String {
 
 /// Keys younger than rotation + access TTL verify (a token signed just before rotation stays valid);
 /// the newest signs. Creates a key when none is young enough to sign.
-async fn load_or_rotate(store: &Store, rng: &SystemRandom, rotation: Duration, access_ttl: Duration) -> anyhow::Result<KeySet> {
+async fn load_or_rotate(
+    store: &Store,
+    rng: &SystemRandom,
+    rotation: Duration,
+    access_ttl: Duration,
+) -> anyhow::Result<KeySet> {
     let now = now_ms();
     let verify_since = now - (rotation + access_ttl).as_millis() as i64 - 60_000;
     let mut rows = store.signing_keys(verify_since).await?;
@@ -188,10 +204,8 @@ async fn load_or_rotate(store: &Store, rng: &SystemRandom, rotation: Duration, a
         rows.insert(0, row);
     }
     let newest = &rows[0];
-    let signing = SigningKey {
-        kid: newest.kid.clone(),
-        encoding: EncodingKey::from_ed_der(&B64.decode(&newest.private_pkcs8)?),
-    };
+    let signing =
+        SigningKey { kid: newest.kid.clone(), encoding: EncodingKey::from_ed_der(&B64.decode(&newest.private_pkcs8)?) };
     let verify = rows
         .iter()
         .map(|r| {

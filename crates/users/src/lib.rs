@@ -117,7 +117,13 @@ impl UsersService {
     }
 
     /// Create a local account (CLI `user create`, demo data, registration).
-    pub async fn create_user(&self, email: &str, password: &str, display_name: &str, roles: &[Role]) -> Result<UserView, CreateUserError> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        roles: &[Role],
+    ) -> Result<UserView, CreateUserError> {
         let email = Email::parse(email).map_err(CreateUserError::Email)?;
         let password = Password::parse(password).map_err(CreateUserError::Password)?;
         let display_name = model::parse_display_name(display_name).map_err(CreateUserError::DisplayName)?;

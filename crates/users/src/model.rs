@@ -93,7 +93,9 @@ pub fn parse_url(raw: &str) -> Result<String, String> {
     let url = raw.trim();
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+        Some(rest)
+            if !rest.is_empty() && url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
             Ok(url.to_owned())
         }
         _ => Err("must be an absolute http(s) URL".into()),

@@ -38,17 +38,22 @@ impl Recaptcha {
 
     /// Check a client's token for `action` (`register` or `login`).
     pub async fn verify(&self, token: Option<&str>, action: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-            ApiError::bad_request("recaptcha_required", "recaptcha_token is required")
-        })?;
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::bad_request("recaptcha_required", "recaptcha_token is required"))?;
         let ip = ip.to_string();
         let form = [("secret", self.config.secret.as_str()), ("response", token), ("remoteip", ip.as_str())];
         let res = self.http.post(&self.config.verify_url).form(&form).send().await.and_then(|r| r.error_for_status());
         let answer: SiteVerify = match res {
-            Ok(r) => r.json().await.map_err(|e| ApiError::unavailable("recaptcha_unavailable", format!("reCAPTCHA answer unreadable: {e}")))?,
+            Ok(r) => r.json().await.map_err(|e| {
+                ApiError::unavailable("recaptcha_unavailable", format!("reCAPTCHA answer unreadable: {e}"))
+            })?,
             Err(e) => {
                 tracing::warn!(error = %e, "reCAPTCHA verification unreachable");
-                return Err(ApiError::unavailable("recaptcha_unavailable", "reCAPTCHA verification is unavailable, try again"));
+                return Err(ApiError::unavailable(
+                    "recaptcha_unavailable",
+                    "reCAPTCHA verification is unavailable, try again",
+                ));
             }
         };
         let action_ok = answer.action.as_deref().is_none_or(|a| a == action);

@@ -208,7 +208,12 @@ impl Store {
         })
     }
 
-    pub async fn update_profile(&self, user_id: &str, display_name: Option<&str>, language: Option<&str>) -> Result<(), sqlx::Error> {
+    pub async fn update_profile(
+        &self,
+        user_id: &str,
+        display_name: Option<&str>,
+        language: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query(
             "UPDATE users_accounts SET display_name = COALESCE($2, display_name), language = COALESCE($3, language), updated_at = $4 WHERE id = $1")
             .bind(user_id).bind(display_name).bind(language).bind(now_ms())
@@ -217,8 +222,14 @@ impl Store {
     }
 
     /// Accounts ordered by id (time-ordered UUIDv7), after `cursor`, optionally filtered by email/name substring.
-    pub async fn list_accounts(&self, query: Option<&str>, after: Option<&str>, limit: i64) -> Result<Vec<AccountRow>, sqlx::Error> {
-        let pattern = query.map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    pub async fn list_accounts(
+        &self,
+        query: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AccountRow>, sqlx::Error> {
+        let pattern = query
+            .map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
         let sql = format!(
             "SELECT {ACCOUNT_COLS} FROM users_accounts
              WHERE ($1 IS NULL OR id > $1)
@@ -230,7 +241,13 @@ impl Store {
 
     // ---- refresh tokens ----
 
-    pub async fn insert_refresh(&self, hash: &str, user_id: &str, family_id: &str, expires_at: i64) -> Result<(), sqlx::Error> {
+    pub async fn insert_refresh(
+        &self,
+        hash: &str,
+        user_id: &str,
+        family_id: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query(
             "INSERT INTO users_refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash).bind(user_id).bind(family_id).bind(now_ms()).bind(expires_at)
@@ -314,7 +331,12 @@ impl Store {
     }
 
     /// Fails with a unique violation when the user already has a pending application.
-    pub async fn insert_application(&self, user_id: &str, p: &ProfileInput, message: Option<&str>) -> Result<OrganizerApplication, sqlx::Error> {
+    pub async fn insert_application(
+        &self,
+        user_id: &str,
+        p: &ProfileInput,
+        message: Option<&str>,
+    ) -> Result<OrganizerApplication, sqlx::Error> {
         let id = new_id();
         let now = now_ms();
         with_db!(&self.db, pool => sqlx::query(
@@ -327,29 +349,43 @@ impl Store {
 
     pub async fn application(&self, id: &str) -> Result<Option<OrganizerApplication>, sqlx::Error> {
         let sql = format!("SELECT {APPLICATION_COLS} FROM users_organizer_applications WHERE id = $1");
-        let row: Option<ApplicationRow> = with_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        let row: Option<ApplicationRow> =
+            with_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         Ok(row.map(Into::into))
     }
 
     pub async fn latest_application(&self, user_id: &str) -> Result<Option<OrganizerApplication>, sqlx::Error> {
-        let sql = format!("SELECT {APPLICATION_COLS} FROM users_organizer_applications WHERE user_id = $1 ORDER BY id DESC LIMIT 1");
-        let row: Option<ApplicationRow> = with_db!(&self.db, pool => sqlx::query_as(&sql).bind(user_id).fetch_optional(pool).await)?;
+        let sql = format!(
+            "SELECT {APPLICATION_COLS} FROM users_organizer_applications WHERE user_id = $1 ORDER BY id DESC LIMIT 1"
+        );
+        let row: Option<ApplicationRow> =
+            with_db!(&self.db, pool => sqlx::query_as(&sql).bind(user_id).fetch_optional(pool).await)?;
         Ok(row.map(Into::into))
     }
 
-    pub async fn list_applications(&self, status: Option<&str>, after: Option<&str>, limit: i64) -> Result<Vec<OrganizerApplication>, sqlx::Error> {
+    pub async fn list_applications(
+        &self,
+        status: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OrganizerApplication>, sqlx::Error> {
         let sql = format!(
             "SELECT {APPLICATION_COLS} FROM users_organizer_applications
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        let rows: Vec<ApplicationRow> =
-            with_db!(&self.db, pool => sqlx::query_as(&sql).bind(status).bind(after).bind(limit).fetch_all(pool).await)?;
+        let rows: Vec<ApplicationRow> = with_db!(&self.db, pool => sqlx::query_as(&sql).bind(status).bind(after).bind(limit).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Decide a pending application. Approval creates the organizer profile (or refreshes an existing one)
     /// and grants the role, all in one transaction with the audit entry. Returns false when it was not pending.
-    pub async fn decide_application(&self, id: &str, approve: bool, actor: &str, note: Option<&str>) -> Result<bool, sqlx::Error> {
+    pub async fn decide_application(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+        note: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let status = if approve { "approved" } else { "rejected" };
         with_tx!(&self.db, tx => {
@@ -381,7 +417,13 @@ impl Store {
 
     // ---- audit ----
 
-    pub async fn audit(&self, actor: Option<&str>, action: &str, target: Option<&str>, detail: &serde_json::Value) -> Result<(), sqlx::Error> {
+    pub async fn audit(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
         let detail = detail.to_string();
         with_db!(&self.db, pool => insert_audit(pool, actor, action, target, &detail).await)
     }
@@ -413,7 +455,13 @@ impl Store {
     }
 }
 
-async fn insert_audit<'e, E, DB>(exec: E, actor: Option<&str>, action: &str, target: Option<&str>, detail: &str) -> Result<(), sqlx::Error>
+async fn insert_audit<'e, E, DB>(
+    exec: E,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: &str,
+) -> Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = DB>,
     DB: sqlx::Database,
@@ -423,14 +471,16 @@ where
     i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query("INSERT INTO users_audit_log (id, at, actor_id, action, target_id, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(new_id())
-        .bind(now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(exec)
-        .await?;
+    sqlx::query(
+        "INSERT INTO users_audit_log (id, at, actor_id, action, target_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(now_ms())
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(exec)
+    .await?;
     Ok(())
 }

@@ -45,7 +45,9 @@ async fn admin_grants_roles_and_the_change_is_audited() {
     let me: Value = app.get("/api/v1/me", grantee["access_token"].as_str()).await.json().await.unwrap();
     let id = me["id"].as_str().unwrap();
 
-    let res = app.send(Method::PUT, &format!("/api/v1/admin/users/{id}/roles"), Some(&admin), &json!({"roles": ["organizer"]})).await;
+    let res = app
+        .send(Method::PUT, &format!("/api/v1/admin/users/{id}/roles"), Some(&admin), &json!({"roles": ["organizer"]}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let view: Value = res.json().await.unwrap();
     assert_eq!(view["roles"], json!(["user", "organizer"]));
@@ -54,12 +56,17 @@ async fn admin_grants_roles_and_the_change_is_audited() {
     let me: Value = app.get("/api/v1/me", fresh["access_token"].as_str()).await.json().await.unwrap();
     assert_eq!(me["roles"], json!(["user", "organizer"]));
 
-    let res = app.send(Method::PUT, &format!("/api/v1/admin/users/{id}/roles"), Some(&admin), &json!({"roles": ["superuser"]})).await;
+    let res = app
+        .send(Method::PUT, &format!("/api/v1/admin/users/{id}/roles"), Some(&admin), &json!({"roles": ["superuser"]}))
+        .await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let res = app.send(Method::PUT, "/api/v1/admin/users/no-such-user/roles", Some(&admin), &json!({"roles": []})).await;
+    let res =
+        app.send(Method::PUT, "/api/v1/admin/users/no-such-user/roles", Some(&admin), &json!({"roles": []})).await;
     assert_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     // No lock-out: an admin cannot drop their own admin role.
-    let res = app.send(Method::PUT, &format!("/api/v1/admin/users/{admin_id}/roles"), Some(&admin), &json!({"roles": []})).await;
+    let res = app
+        .send(Method::PUT, &format!("/api/v1/admin/users/{admin_id}/roles"), Some(&admin), &json!({"roles": []}))
+        .await;
     assert_problem(res, StatusCode::CONFLICT, "cannot_demote_self").await;
 
     let log: Value = app.get("/api/v1/admin/audit-log", Some(&admin)).await.json().await.unwrap();
@@ -74,7 +81,11 @@ async fn admin_user_list_pages_without_gaps_or_duplicates() {
     let app = spawn_app().await;
     let (_, admin) = app.user_with(&[Role::Admin]).await;
     for i in 0..6 {
-        app.app.users.create_user(&format!("page{i}@example.com"), "a long password", &format!("Pager {i}"), &[]).await.unwrap();
+        app.app
+            .users
+            .create_user(&format!("page{i}@example.com"), "a long password", &format!("Pager {i}"), &[])
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;

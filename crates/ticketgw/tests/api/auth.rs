@@ -35,7 +35,8 @@ async fn register_login_and_me() {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     v.set_audience(&["ticketgw"]);
     v.set_issuer(&[app.base.as_str()]);
-    let claims = jsonwebtoken::decode::<Value>(access, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap().claims;
+    let claims =
+        jsonwebtoken::decode::<Value>(access, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap().claims;
     assert_eq!(claims["sub"], user["id"]);
 
     let disco: Value = app.get("/.well-known/openid-configuration", None).await.json().await.unwrap();
@@ -46,17 +47,33 @@ async fn register_login_and_me() {
 #[tokio::test]
 async fn registration_validates_fields_and_keeps_email_unique() {
     let app = spawn_app().await;
-    let body = assert_problem(app.register("not-an-email", "correct horse battery", "X").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_problem(
+        app.register("not-an-email", "correct horse battery", "X").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["errors"][0]["field"], "email");
-    let body = assert_problem(app.register("a@example.com", "short", "X").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_problem(
+        app.register("a@example.com", "short", "X").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["errors"][0]["field"], "password");
-    let body = assert_problem(app.register("a@example.com", "correct horse battery", "  ").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_problem(
+        app.register("a@example.com", "correct horse battery", "  ").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["errors"][0]["field"], "display_name");
     let res = app.post("/api/v1/auth/register", None, &json!({"email": "a@example.com"})).await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
 
     assert_eq!(app.register("a@example.com", "correct horse battery", "A").await.status(), StatusCode::CREATED);
-    assert_problem(app.register("A@EXAMPLE.com", "another password!", "B").await, StatusCode::CONFLICT, "email_taken").await;
+    assert_problem(app.register("A@EXAMPLE.com", "another password!", "B").await, StatusCode::CONFLICT, "email_taken")
+        .await;
     // The first account's password still works; the duplicate changed nothing.
     app.login("a@example.com", "correct horse battery").await;
 }
@@ -65,9 +82,12 @@ async fn registration_validates_fields_and_keeps_email_unique() {
 async fn bad_credentials_get_one_generic_answer() {
     let app = spawn_app().await;
     app.register("b@example.com", "correct horse battery", "B").await;
-    let wrong_pw = app.post("/api/v1/auth/login", None, &json!({"email": "b@example.com", "password": "wrong password!"})).await;
+    let wrong_pw =
+        app.post("/api/v1/auth/login", None, &json!({"email": "b@example.com", "password": "wrong password!"})).await;
     let wrong_pw = assert_problem(wrong_pw, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let no_user = app.post("/api/v1/auth/login", None, &json!({"email": "nobody@example.com", "password": "wrong password!"})).await;
+    let no_user = app
+        .post("/api/v1/auth/login", None, &json!({"email": "nobody@example.com", "password": "wrong password!"}))
+        .await;
     let no_user = assert_problem(no_user, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     assert_eq!(wrong_pw, no_user, "must not reveal whether the account exists");
 }
@@ -77,7 +97,8 @@ async fn bearer_tokens_are_required_and_checked() {
     let app = spawn_app().await;
     let (_, token) = app.user_with(&[]).await;
     assert_problem(app.get("/api/v1/me", None).await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    let res = app.http.get(app.url("/api/v1/me")).header("authorization", format!("Basic {token}")).send().await.unwrap();
+    let res =
+        app.http.get(app.url("/api/v1/me")).header("authorization", format!("Basic {token}")).send().await.unwrap();
     assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
 
     // Tampered payload (roles raised to admin) with the original signature.
@@ -86,7 +107,8 @@ async fn bearer_tokens_are_required_and_checked() {
     claims["roles"] = json!(["user", "admin"]);
     let forged = format!("{}.{}.{}", parts[0], B64.encode(claims.to_string()), parts[2]);
     assert_problem(app.get("/api/v1/me", Some(&forged)).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_problem(app.get("/api/v1/admin/users", Some(&forged)).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_problem(app.get("/api/v1/admin/users", Some(&forged)).await, StatusCode::UNAUTHORIZED, "invalid_token")
+        .await;
 
     // Signature bytes changed.
     let mut sig = B64.decode(parts[2]).unwrap();
@@ -130,14 +152,30 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
     assert_eq!(app.get("/api/v1/me", second["access_token"].as_str()).await.status(), StatusCode::OK);
 
     // Using the first refresh token again is reuse: refused, and the newer one dies with it.
-    assert_problem(app.post("/api/v1/auth/refresh", None, &refresh(&first)).await, StatusCode::UNAUTHORIZED, "invalid_grant").await;
-    assert_problem(app.post("/api/v1/auth/refresh", None, &refresh(&second)).await, StatusCode::UNAUTHORIZED, "invalid_grant").await;
-    assert_problem(app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": "made-up"})).await, StatusCode::UNAUTHORIZED, "invalid_grant").await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", None, &refresh(&first)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", None, &refresh(&second)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
+    assert_problem(
+        app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": "made-up"})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
 
     // Refresh tokens are stored hashed: the database never holds the token itself.
     let token = second["refresh_token"].as_str().unwrap();
     let stored: Vec<String> = tg_platform::with_db!(&app.app.db, pool =>
-        sqlx::query_scalar("SELECT token_hash FROM users_refresh_tokens").fetch_all(pool).await).unwrap();
+        sqlx::query_scalar("SELECT token_hash FROM users_refresh_tokens").fetch_all(pool).await)
+    .unwrap();
     assert!(!stored.is_empty() && stored.iter().all(|h| h != token));
 }
 
@@ -148,7 +186,8 @@ async fn logout_revokes_the_refresh_token() {
     let tokens = app.login("l@example.com", "correct horse battery").await;
     let body = json!({"refresh_token": tokens["refresh_token"]});
     assert_eq!(app.post("/api/v1/auth/logout", None, &body).await.status(), StatusCode::NO_CONTENT);
-    assert_problem(app.post("/api/v1/auth/refresh", None, &body).await, StatusCode::UNAUTHORIZED, "invalid_grant").await;
+    assert_problem(app.post("/api/v1/auth/refresh", None, &body).await, StatusCode::UNAUTHORIZED, "invalid_grant")
+        .await;
     // Logging out twice, or with an unknown token, answers the same.
     assert_eq!(app.post("/api/v1/auth/logout", None, &body).await.status(), StatusCode::NO_CONTENT);
     // Other sessions of the same user are untouched.
@@ -181,19 +220,28 @@ async fn login_attempts_are_limited_per_account_and_per_ip() {
     // Other accounts from the same IP go on until the IP's bucket (6) is spent.
     assert_eq!(attempt("other@example.com", "wrong password!").await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(attempt("third@example.com", "wrong password!").await.status(), StatusCode::UNAUTHORIZED);
-    assert_problem(attempt("fourth@example.com", "wrong password!").await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_problem(
+        attempt("fourth@example.com", "wrong password!").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn account_settings_are_validated() {
     let app = spawn_app().await;
     let (_, token) = app.user_with(&[]).await;
-    let res = app.send(reqwest::Method::PATCH, "/api/v1/me", Some(&token), &json!({"display_name": "សុខា", "language": "km"})).await;
+    let res = app
+        .send(reqwest::Method::PATCH, "/api/v1/me", Some(&token), &json!({"display_name": "សុខា", "language": "km"}))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let me: Value = res.json().await.unwrap();
     assert_eq!(me["display_name"], "សុខា");
     assert_eq!(me["language"], "km");
-    let res = app.send(reqwest::Method::PATCH, "/api/v1/me", Some(&token), &json!({"language": "fr", "display_name": ""})).await;
+    let res = app
+        .send(reqwest::Method::PATCH, "/api/v1/me", Some(&token), &json!({"language": "fr", "display_name": ""}))
+        .await;
     let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
     // Nothing changed.

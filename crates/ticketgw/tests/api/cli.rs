@@ -22,9 +22,26 @@ async fn migrate_user_create_and_demo() {
     let out = ticketgw(&["migrate"], &settings);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = ticketgw(&["user", "create", "--email", "Boss@Example.com", "--password", "a long password", "--display-name", "Boss", "--role", "admin"], &settings);
+    let out = ticketgw(
+        &[
+            "user",
+            "create",
+            "--email",
+            "Boss@Example.com",
+            "--password",
+            "a long password",
+            "--display-name",
+            "Boss",
+            "--role",
+            "admin",
+        ],
+        &settings,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = ticketgw(&["user", "create", "--email", "x@example.com", "--password", "short", "--display-name", "X"], &settings);
+    let out = ticketgw(
+        &["user", "create", "--email", "x@example.com", "--password", "short", "--display-name", "X"],
+        &settings,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
 
@@ -41,7 +58,8 @@ async fn migrate_user_create_and_demo() {
     let me: serde_json::Value = app.get("/api/v1/me", tokens["access_token"].as_str()).await.json().await.unwrap();
     assert_eq!(me["roles"], serde_json::json!(["user", "admin"]));
     let org = app.login("organizer@example.com", "ticketgw-demo-organizer").await;
-    let profile: serde_json::Value = app.get("/api/v1/me/organizer", org["access_token"].as_str()).await.json().await.unwrap();
+    let profile: serde_json::Value =
+        app.get("/api/v1/me/organizer", org["access_token"].as_str()).await.json().await.unwrap();
     assert_eq!(profile["name"], "Cambodia Tech Association");
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
@@ -52,10 +70,21 @@ async fn migrate_user_create_and_demo() {
 fn serve_help_documents_the_environment() {
     let out = Command::new(env!("CARGO_BIN_EXE_ticketgw")).args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for var in ["DATABASE_URL", "TICKETGW_LISTEN", "TICKETGW_DATA_DIR", "TICKETGW_TARGET", "OIDC_ISSUER", "RECAPTCHA_SECRET", "LOG_FORMAT"] {
+    for var in [
+        "DATABASE_URL",
+        "TICKETGW_LISTEN",
+        "TICKETGW_DATA_DIR",
+        "TICKETGW_TARGET",
+        "OIDC_ISSUER",
+        "RECAPTCHA_SECRET",
+        "LOG_FORMAT",
+    ] {
         assert!(help.contains(var), "{var} missing from serve --help");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_ticketgw")).args(["serve", "--target", "nonsense", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/x"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketgw"))
+        .args(["serve", "--target", "nonsense", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/x"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target"));
 }

@@ -1,11 +1,7 @@
 //! Tokens from a real OpenID Connect provider (npm `oidc-provider`, see tests/oidc-provider),
 //! verified through discovery + JWKS.
 
-use std::{
-    path::PathBuf,
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use reqwest::StatusCode;
@@ -30,7 +26,11 @@ async fn start_provider() -> Option<Provider> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider");
     if !dir.join("node_modules/oidc-provider").exists() {
         // CI installs it (`npm ci` in .ci/run) and sets TG_REQUIRE_OIDC_PROVIDER, so there this cannot be skipped.
-        assert!(std::env::var_os("TG_REQUIRE_OIDC_PROVIDER").is_none(), "oidc-provider is not installed in {}", dir.display());
+        assert!(
+            std::env::var_os("TG_REQUIRE_OIDC_PROVIDER").is_none(),
+            "oidc-provider is not installed in {}",
+            dir.display()
+        );
         eprintln!("SKIPPED: run `npm ci` in tests/oidc-provider to test against a real OIDC provider");
         return None;
     }
@@ -62,7 +62,13 @@ async fn start_provider() -> Option<Provider> {
 async fn token(provider: &Provider, client: &str, resource: &str) -> String {
     let res = reqwest::Client::new()
         .post(format!("{}/token", provider.issuer))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client), ("client_secret", "secret"), ("resource", resource), ("scope", "api")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", "secret"),
+            ("resource", resource),
+            ("scope", "api"),
+        ])
         .send()
         .await
         .unwrap();
@@ -95,7 +101,8 @@ async fn provider_tokens_are_accepted_with_their_roles() {
     assert_eq!(me["roles"], json!(["user"]));
     assert_eq!(me["identity_provider"], provider.issuer);
     // The same subject maps to the same local user every time.
-    let again: Value = app.get("/api/v1/me", Some(&token(&provider, "tg-user", AUDIENCE).await)).await.json().await.unwrap();
+    let again: Value =
+        app.get("/api/v1/me", Some(&token(&provider, "tg-user", AUDIENCE).await)).await.json().await.unwrap();
     assert_eq!(again["id"], me["id"]);
 
     // Roles come from realm_access.roles.
@@ -123,7 +130,8 @@ async fn tampered_expired_and_wrong_audience_tokens_are_rejected() {
     let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
     claims["realm_access"]["roles"] = json!(["user", "admin"]);
     let tampered = format!("{}.{}.{}", parts[0], B64.encode(claims.to_string()), parts[2]);
-    assert_problem(app.get("/api/v1/admin/users", Some(&tampered)).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_problem(app.get("/api/v1/admin/users", Some(&tampered)).await, StatusCode::UNAUTHORIZED, "invalid_token")
+        .await;
 
     // Signature corrupted.
     let mut sig = B64.decode(parts[2]).unwrap();

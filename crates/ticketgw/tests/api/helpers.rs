@@ -90,7 +90,8 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Response {
-        self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "display_name": name})).await
+        self.post("/api/v1/auth/register", None, &json!({"email": email, "password": password, "display_name": name}))
+            .await
     }
 
     /// Log in and return the token response body.

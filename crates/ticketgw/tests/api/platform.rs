@@ -44,7 +44,11 @@ async fn metrics_count_requests_per_route_template_and_status() {
     let text = app.get("/metrics", None).await.text().await.unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("http_requests_total{") && l.contains(r#"route="/api/v1/organizers/{id}""#) && l.contains(r#"status="404""#))
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/api/v1/organizers/{id}""#)
+                && l.contains(r#"status="404""#)
+        })
         .unwrap_or_else(|| panic!("no counter line in\n{text}"));
     assert!(line.ends_with(" 3"), "{line}");
     assert!(text.contains("http_request_duration_seconds_bucket{"));
@@ -55,7 +59,9 @@ async fn openapi_document_and_offline_docs_page() {
     let app = spawn_app().await;
     let doc: Value = app.get("/api/v1/openapi.json", None).await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/me"] {
+    for path in
+        ["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/me"]
+    {
         assert!(doc["paths"][path].is_object(), "{path} missing from OpenAPI");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

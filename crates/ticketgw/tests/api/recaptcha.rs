@@ -14,7 +14,10 @@ use crate::helpers::{assert_problem, spawn_with, TestApp};
 type Seen = Arc<Mutex<Vec<std::collections::HashMap<String, String>>>>;
 
 /// Answers like https://www.google.com/recaptcha/api/siteverify for a few fixed client tokens.
-async fn siteverify(State(seen): State<Seen>, Form(form): Form<std::collections::HashMap<String, String>>) -> Json<Value> {
+async fn siteverify(
+    State(seen): State<Seen>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
     seen.lock().unwrap().push(form.clone());
     if form.get("secret").map(String::as_str) != Some("test-secret") {
         return Json(json!({"success": false, "error-codes": ["invalid-input-secret"]}));
@@ -55,12 +58,32 @@ async fn register_and_login_require_a_passing_recaptcha() {
     let (url, seen) = verify_server().await;
     let app = app_with_recaptcha(url).await;
 
-    assert_problem(app.post("/api/v1/auth/register", None, &register_body(None)).await, StatusCode::BAD_REQUEST, "recaptcha_required").await;
-    assert_problem(app.post("/api/v1/auth/register", None, &register_body(Some("forged"))).await, StatusCode::BAD_REQUEST, "recaptcha_failed").await;
+    assert_problem(
+        app.post("/api/v1/auth/register", None, &register_body(None)).await,
+        StatusCode::BAD_REQUEST,
+        "recaptcha_required",
+    )
+    .await;
+    assert_problem(
+        app.post("/api/v1/auth/register", None, &register_body(Some("forged"))).await,
+        StatusCode::BAD_REQUEST,
+        "recaptcha_failed",
+    )
+    .await;
     // A v3 score under the threshold is refused.
-    assert_problem(app.post("/api/v1/auth/register", None, &register_body(Some("bot-register"))).await, StatusCode::BAD_REQUEST, "recaptcha_failed").await;
+    assert_problem(
+        app.post("/api/v1/auth/register", None, &register_body(Some("bot-register"))).await,
+        StatusCode::BAD_REQUEST,
+        "recaptcha_failed",
+    )
+    .await;
     // A token minted for another action (login) does not pass for register.
-    assert_problem(app.post("/api/v1/auth/register", None, &register_body(Some("human-login"))).await, StatusCode::BAD_REQUEST, "recaptcha_failed").await;
+    assert_problem(
+        app.post("/api/v1/auth/register", None, &register_body(Some("human-login"))).await,
+        StatusCode::BAD_REQUEST,
+        "recaptcha_failed",
+    )
+    .await;
     // None of the refused attempts created the account.
     assert!(app.app.users.create_user("human@example.com", "correct horse battery", "Probe", &[]).await.is_ok());
 
@@ -68,7 +91,12 @@ async fn register_and_login_require_a_passing_recaptcha() {
     assert_eq!(app.post("/api/v1/auth/register", None, &body).await.status(), StatusCode::CREATED);
 
     let login = |token: &str| json!({"email": "second@example.com", "password": "correct horse battery", "recaptcha_token": token});
-    assert_problem(app.post("/api/v1/auth/login", None, &login("human-register")).await, StatusCode::BAD_REQUEST, "recaptcha_failed").await;
+    assert_problem(
+        app.post("/api/v1/auth/login", None, &login("human-register")).await,
+        StatusCode::BAD_REQUEST,
+        "recaptcha_failed",
+    )
+    .await;
     assert_eq!(app.post("/api/v1/auth/login", None, &login("human-login")).await.status(), StatusCode::OK);
 
     // The server sent the secret, the client's token and the client's IP, as the protocol asks.

@@ -31,7 +31,11 @@ pub struct UserQuery {
 
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(UserQuery),
     responses((status = 200, body = Page<UserView>), (status = 403, body = Problem)))]
-pub async fn list_users(svc: State, me: Principal, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<Page<UserView>>> {
+pub async fn list_users(
+    svc: State,
+    me: Principal,
+    ApiQuery(q): ApiQuery<UserQuery>,
+) -> ApiResult<Json<Page<UserView>>> {
     require_admin(&me)?;
     let limit = page_limit(q.limit);
     let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -62,11 +66,18 @@ pub struct RolesRequest {
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/roles", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = RolesRequest,
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn set_roles(svc: State, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<RolesRequest>) -> ApiResult<Json<UserView>> {
+pub async fn set_roles(
+    svc: State,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<RolesRequest>,
+) -> ApiResult<Json<UserView>> {
     require_admin(&me)?;
     let mut roles = Vec::new();
     for name in &req.roles {
-        let role: Role = name.parse().map_err(|_| ApiError::field("roles", format!("unknown role {name:?}; use user, organizer or admin")))?;
+        let role: Role = name
+            .parse()
+            .map_err(|_| ApiError::field("roles", format!("unknown role {name:?}; use user, organizer or admin")))?;
         roles.push(role);
     }
     if id == me.user_id && !roles.contains(&Role::Admin) {
@@ -89,7 +100,11 @@ pub struct ApplicationQuery {
 
 #[utoipa::path(get, path = "/api/v1/admin/organizer-applications", tag = "admin", security(("bearer" = [])), params(ApplicationQuery),
     responses((status = 200, body = Page<OrganizerApplication>), (status = 403, body = Problem)))]
-pub async fn list_applications(svc: State, me: Principal, ApiQuery(q): ApiQuery<ApplicationQuery>) -> ApiResult<Json<Page<OrganizerApplication>>> {
+pub async fn list_applications(
+    svc: State,
+    me: Principal,
+    ApiQuery(q): ApiQuery<ApplicationQuery>,
+) -> ApiResult<Json<Page<OrganizerApplication>>> {
     require_admin(&me)?;
     if let Some(s) = q.status.as_deref() {
         if !matches!(s, "pending" | "approved" | "rejected") {
@@ -120,9 +135,16 @@ fn decision_note(body: &[u8]) -> ApiResult<Option<String>> {
         .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
 }
 
-async fn decide(svc: State, me: Principal, id: String, approve: bool, note: Option<String>) -> ApiResult<Json<OrganizerApplication>> {
+async fn decide(
+    svc: State,
+    me: Principal,
+    id: String,
+    approve: bool,
+    note: Option<String>,
+) -> ApiResult<Json<OrganizerApplication>> {
     require_admin(&me)?;
-    let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(|n| n.chars().take(2000).collect::<String>());
+    let note =
+        note.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(|n| n.chars().take(2000).collect::<String>());
     if svc.store.application(&id).await?.is_none() {
         return Err(ApiError::not_found("application"));
     }
@@ -135,14 +157,24 @@ async fn decide(svc: State, me: Principal, id: String, approve: bool, note: Opti
 #[utoipa::path(post, path = "/api/v1/admin/organizer-applications/{id}/approve", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), request_body(content = DecisionRequest, content_type = "application/json"),
     responses((status = 200, body = OrganizerApplication), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn approve_application(svc: State, me: Principal, ApiPath(id): ApiPath<String>, body: Bytes) -> ApiResult<Json<OrganizerApplication>> {
+pub async fn approve_application(
+    svc: State,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> ApiResult<Json<OrganizerApplication>> {
     decide(svc, me, id, true, decision_note(&body)?).await
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/organizer-applications/{id}/reject", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), request_body(content = DecisionRequest, content_type = "application/json"),
     responses((status = 200, body = OrganizerApplication), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn reject_application(svc: State, me: Principal, ApiPath(id): ApiPath<String>, body: Bytes) -> ApiResult<Json<OrganizerApplication>> {
+pub async fn reject_application(
+    svc: State,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> ApiResult<Json<OrganizerApplication>> {
     decide(svc, me, id, false, decision_note(&body)?).await
 }
 
@@ -155,7 +187,11 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem)))]
-pub async fn audit_log(svc: State, me: Principal, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<Json<Page<AuditEntry>>> {
+pub async fn audit_log(
+    svc: State,
+    me: Principal,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
     require_admin(&me)?;
     let limit = page_limit(q.limit);
     let mut items = svc.store.audit_log(q.cursor.as_deref(), limit + 1).await?;

@@ -71,7 +71,11 @@ pub async fn register(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "bad credentials"),
               (status = 429, body = Problem, description = "too many attempts")))]
-pub async fn login(svc: State, ClientIp(ip): ClientIp, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Json<TokenResponse>> {
+pub async fn login(
+    svc: State,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
     let email = req.email.trim().to_lowercase();
     svc.limiter.check(&email, ip).map_err(ApiError::too_many_requests)?;
     if let Some(r) = &svc.recaptcha {
@@ -82,7 +86,11 @@ pub async fn login(svc: State, ClientIp(ip): ClientIp, ApiJson(req): ApiJson<Log
     let account = match account {
         Some(a) if ok => a,
         _ => {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "email or password is incorrect"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "email or password is incorrect",
+            ));
         }
     };
     let family = uuid::Uuid::new_v4().to_string();
@@ -115,7 +123,11 @@ async fn issue_tokens(svc: &UsersService, user_id: &str, family: &str) -> ApiRes
 pub async fn refresh(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<TokenResponse>> {
     let hash = hash_refresh_token(&req.refresh_token);
     let Some(old) = svc.store.consume_refresh(&hash).await? else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", "refresh token is invalid, expired or revoked"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "refresh token is invalid, expired or revoked",
+        ));
     };
     Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id).await?))
 }

@@ -60,7 +60,11 @@ impl ProfileRequest {
     request_body = ProfileRequest,
     responses((status = 201, body = OrganizerApplication), (status = 409, body = Problem, description = "already organizer or pending"),
               (status = 422, body = Problem)))]
-pub async fn apply(svc: State, me: Principal, ApiJson(req): ApiJson<ProfileRequest>) -> ApiResult<(StatusCode, Json<OrganizerApplication>)> {
+pub async fn apply(
+    svc: State,
+    me: Principal,
+    ApiJson(req): ApiJson<ProfileRequest>,
+) -> ApiResult<(StatusCode, Json<OrganizerApplication>)> {
     let input = req.validate()?;
     if me.has_role(Role::Organizer) {
         return Err(ApiError::conflict("already_organizer", "you are already an organizer"));
@@ -68,10 +72,19 @@ pub async fn apply(svc: State, me: Principal, ApiJson(req): ApiJson<ProfileReque
     let message = req.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
     match svc.store.insert_application(&me.user_id, &input, message).await {
         Ok(app) => {
-            svc.store.audit(Some(&me.user_id), "organizer_application.submitted", Some(&me.user_id), &serde_json::json!({"application_id": app.id})).await?;
+            svc.store
+                .audit(
+                    Some(&me.user_id),
+                    "organizer_application.submitted",
+                    Some(&me.user_id),
+                    &serde_json::json!({"application_id": app.id}),
+                )
+                .await?;
             Ok((StatusCode::CREATED, Json(app)))
         }
-        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict("application_pending", "you already have a pending application")),
+        Err(e) if is_unique_violation(&e) => {
+            Err(ApiError::conflict("application_pending", "you already have a pending application"))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -90,7 +103,11 @@ pub async fn my_profile(svc: State, me: Principal) -> ApiResult<Json<OrganizerPr
 
 #[utoipa::path(put, path = "/api/v1/me/organizer", tag = "organizers", security(("bearer" = [])), request_body = ProfileRequest,
     responses((status = 200, body = OrganizerProfile), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn update_my_profile(svc: State, me: Principal, ApiJson(req): ApiJson<ProfileRequest>) -> ApiResult<Json<OrganizerProfile>> {
+pub async fn update_my_profile(
+    svc: State,
+    me: Principal,
+    ApiJson(req): ApiJson<ProfileRequest>,
+) -> ApiResult<Json<OrganizerProfile>> {
     let input = req.validate()?;
     if !svc.store.update_organizer(&me.user_id, &input).await? {
         return Err(ApiError::not_found("organizer profile"));
