@@ -3,6 +3,7 @@
 //! Nothing in here knows about users, events or bookings; services depend on this crate, never the reverse.
 
 pub mod auth;
+pub mod bus;
 pub mod clock;
 pub mod db;
 pub mod http;

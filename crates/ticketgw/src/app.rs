@@ -3,8 +3,10 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{middleware, Router};
+use tg_events::{ports::NoBookings, EventsConfig, EventsService};
 use tg_platform::{
     auth::{authenticate, TokenVerifier},
+    bus::Bus,
     db::Db,
     http::{finish_router, ReadinessCheck},
     metrics::Metrics,
@@ -17,7 +19,7 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{config::Settings, docs};
+use crate::{config::Settings, docs, wiring::UsersDirectory};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +45,8 @@ pub struct App {
     pub router: Router,
     pub db: Db,
     pub users: Arc<UsersService>,
+    pub events: Arc<EventsService>,
+    pub bus: Bus,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -57,7 +61,7 @@ impl Drop for App {
 /// Connect and migrate the database for `settings`.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     let db = Db::connect(settings.database_url.as_deref(), &settings.data_dir(), settings.max_connections()).await?;
-    db.migrate(vec![tg_users::migrations()]).await?;
+    db.migrate(vec![tg_users::migrations(), tg_events::migrations()]).await?;
     Ok(db)
 }
 
@@ -66,22 +70,39 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
     let target = settings.target()?;
     tracing::info!(target, "starting services");
     let db = open_db(settings).await?;
+    let bus = Bus::new();
     let users = UsersService::start(db.clone(), settings.users(listen)).await?;
-    if settings.demo.unwrap_or(false) {
-        users.seed_demo().await?;
-        tracing::info!("demo data loaded");
-    }
+    let events = EventsService::new(
+        db.clone(),
+        bus.clone(),
+        Arc::new(UsersDirectory(users.clone())),
+        // The bookings service plugs in here once it exists; until then nothing is sold or held.
+        Arc::new(NoBookings),
+        EventsConfig {
+            public_url: settings.users(listen).public_url,
+            uploads_dir: settings.data_dir().join("uploads"),
+            max_banner_bytes: settings.max_banner_bytes(),
+        },
+    );
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
-    // Every target so far includes the users service; later targets add theirs here.
-    let (routes, openapi) =
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone())).split_for_parts();
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));
+    if target == "all" {
+        api = api.merge(tg_events::api::router(events.clone()));
+    }
+    let (routes, openapi) = api.split_for_parts();
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     let router = finish_router(routes, checks, Metrics::new());
-    let background = vec![tokio::spawn(users.clone().run_maintenance())];
-    Ok(App { router, db, users, background })
+    let background =
+        vec![tokio::spawn(users.clone().run_maintenance()), tokio::spawn(events.clone().run_maintenance())];
+    let app = App { router, db, users, events, bus, background };
+    if settings.demo.unwrap_or(false) {
+        crate::demo::seed(&app).await?;
+        tracing::info!("demo data loaded");
+    }
+    Ok(app)
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves.

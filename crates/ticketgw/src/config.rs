@@ -70,6 +70,9 @@ pub struct Settings {
     /// Minimum reCAPTCHA v3 score [default: 0.5].
     #[arg(long, env = "RECAPTCHA_MIN_SCORE")]
     pub recaptcha_min_score: Option<f64>,
+    /// Largest banner image accepted, in bytes [default: 5242880].
+    #[arg(long, env = "MAX_BANNER_BYTES")]
+    pub max_banner_bytes: Option<usize>,
     /// Login attempts per account in a burst [default: 10] ...
     #[arg(long, env = "LOGIN_ACCOUNT_BURST")]
     pub login_account_burst: Option<u32>,
@@ -139,6 +142,9 @@ impl Settings {
     }
     pub fn json_logs(&self) -> bool {
         self.log_format.as_deref() == Some("json")
+    }
+    pub fn max_banner_bytes(&self) -> usize {
+        self.max_banner_bytes.unwrap_or(5 * 1024 * 1024)
     }
     pub fn max_connections(&self) -> u32 {
         self.database_max_connections.unwrap_or(20).max(1)

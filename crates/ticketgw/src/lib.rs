@@ -4,4 +4,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod docs;
+pub mod wiring;

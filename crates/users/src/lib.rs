@@ -219,6 +219,9 @@ impl TokenVerifier for UsersService {
     }
 }
 
+/// Organizer profile id of the demo organizer: the fixture event's `organizer.id`.
+pub const DEMO_ORGANIZER_ID: &str = "org-009";
+
 /// Demo accounts loaded by `ticketgw demo` / `serve --demo`: (email, password, role).
 pub const DEMO_ACCOUNTS: [(&str, &str, Role); 3] = [
     ("admin@example.com", "ticketgw-demo-admin", Role::Admin),
@@ -259,7 +262,7 @@ impl UsersService {
                 }
                 Err(e) => return Err(e.into()),
             };
-            self.store.decide_application(&app.id, true, &admin.id, Some("demo data")).await?;
+            self.store.decide_application(&app.id, true, &admin.id, Some("demo data"), Some(DEMO_ORGANIZER_ID)).await?;
         }
         Ok(organizer.id)
     }

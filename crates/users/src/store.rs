@@ -379,12 +379,14 @@ impl Store {
 
     /// Decide a pending application. Approval creates the organizer profile (or refreshes an existing one)
     /// and grants the role, all in one transaction with the audit entry. Returns false when it was not pending.
+    /// `organizer_id` names the new profile (demo data uses the fixture's `org-009`); else one is generated.
     pub async fn decide_application(
         &self,
         id: &str,
         approve: bool,
         actor: &str,
         note: Option<&str>,
+        organizer_id: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let status = if approve { "approved" } else { "rejected" };
@@ -402,7 +404,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
                      ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, logo = excluded.logo, contact_email = excluded.contact_email,
                         contact_phone = excluded.contact_phone, website = excluded.website, updated_at = excluded.updated_at")
-                    .bind(format!("org-{}", new_id())).bind(&app.user_id).bind(&app.name).bind(&app.logo)
+                    .bind(organizer_id.map(str::to_owned).unwrap_or_else(|| format!("org-{}", new_id()))).bind(&app.user_id).bind(&app.name).bind(&app.logo)
                     .bind(&app.contact_email).bind(&app.contact_phone).bind(&app.website).bind(now)
                     .execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO users_roles (user_id, role, granted_at, granted_by) VALUES ($1, 'organizer', $2, $3) ON CONFLICT DO NOTHING")

@@ -148,7 +148,7 @@ async fn decide(
     if svc.store.application(&id).await?.is_none() {
         return Err(ApiError::not_found("application"));
     }
-    if !svc.store.decide_application(&id, approve, &me.user_id, note.as_deref()).await? {
+    if !svc.store.decide_application(&id, approve, &me.user_id, note.as_deref(), None).await? {
         return Err(ApiError::conflict("already_decided", "the application was already decided"));
     }
     svc.store.application(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("application"))
