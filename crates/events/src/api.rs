@@ -67,8 +67,16 @@ fn parse_document(headers: &HeaderMap, body: &[u8]) -> ApiResult<EventDocument> 
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request("malformed_json", inner.to_string())
         } else {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::validation(vec![FieldError { field, message: inner.to_string() }])
+            let message = inner.to_string();
+            // serde reports a missing field at its parent's path; name the field itself.
+            let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_owned(),
+                (".", None) => "body".to_owned(),
+                (_, Some(name)) => format!("{path}.{name}"),
+                (_, None) => path,
+            };
+            ApiError::validation(vec![FieldError { field, message }])
         }
     })
 }

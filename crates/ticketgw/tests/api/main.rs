@@ -4,6 +4,8 @@
 mod admin;
 mod auth;
 mod cli;
+mod discovery;
+mod events;
 mod external_oidc;
 mod helpers;
 mod organizers;
