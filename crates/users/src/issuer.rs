@@ -218,3 +218,37 @@ async fn load_or_rotate(
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(KeySet { signing, verify })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> Store {
+        let db = tg_platform::db::Db::connect(Some("sqlite::memory:"), std::path::Path::new("."), 1).await.unwrap();
+        db.migrate(vec![crate::migrations()]).await.unwrap();
+        Store { db }
+    }
+
+    #[tokio::test]
+    async fn rotation_adds_a_key_and_old_tokens_still_verify() {
+        let store = store().await;
+        let ttl = Duration::from_secs(60);
+        // A rotation period of zero makes every rotation check create a new key.
+        let issuer = Issuer::start(store.clone(), "https://tg.test".into(), ttl, Duration::ZERO).await.unwrap();
+        let before = issuer.mint_access("u1", None, "U", &[Role::User]).await.unwrap();
+        issuer.rotate_if_due().await.unwrap();
+        let after = issuer.mint_access("u1", None, "U", &[Role::User]).await.unwrap();
+        let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+        assert_ne!(kid(&before), kid(&after), "new tokens are signed with the new key");
+        let jwks = issuer.jwks().await;
+        let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert!(published.contains(&kid(&before).as_str()) && published.contains(&kid(&after).as_str()));
+        assert_eq!(issuer.verify(&before).await.unwrap().sub, "u1");
+        assert_eq!(issuer.verify(&after).await.unwrap().sub, "u1");
+
+        // A second instance on the same store signs with the newest key and trusts both.
+        let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600)).await.unwrap();
+        assert!(other.verify(&before).await.is_ok());
+        assert!(other.verify(&after).await.is_ok());
+    }
+}
