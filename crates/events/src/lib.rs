@@ -298,6 +298,12 @@ impl EventsService {
         );
     }
 
+    /// Whether the caller manages the event `key` (its organizer, or an admin); false when no such event.
+    pub async fn manages(&self, p: &Principal, key: &str) -> anyhow::Result<bool> {
+        let Some(row) = self.store.by_key(key).await? else { return Ok(false) };
+        self.can_manage(p, &row).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Public read access for other services (bookings): the stored document, whatever its status.
     pub async fn event(&self, key: &str) -> anyhow::Result<Option<EventDocument>> {
         let Some(row) = self.store.by_key(key).await? else { return Ok(None) };

@@ -36,28 +36,14 @@ pub struct EventRow {
 pub const ROW_COLS: &str = "id, slug, organizer_id, status, visibility, start_at, priority, popularity, document, views, clicks, \
      share_facebook, share_telegram, share_twitter, rating_sum, rating_count, created_at, updated_at, created_by, updated_by";
 
-/// A value bound to a dynamically built query.
-#[derive(Clone, Debug)]
-pub enum Arg {
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
+pub use tg_platform::db::Arg;
 
 /// Run a query built at run time (`$1..$n` placeholders matching `args`) and collect rows.
 #[macro_export]
 macro_rules! fetch_dynamic {
     ($db:expr, $sql:expr, $args:expr, $row:ty) => {
         tg_platform::with_db!($db, pool => {
-            let mut q = sqlx::query_as::<_, $row>($sql);
-            for a in $args {
-                q = match a {
-                    $crate::store::Arg::Int(v) => q.bind(*v),
-                    $crate::store::Arg::Float(v) => q.bind(*v),
-                    $crate::store::Arg::Text(v) => q.bind(v.as_str()),
-                };
-            }
-            q.fetch_all(pool).await
+            tg_platform::bind_args!(sqlx::query_as::<_, $row>($sql), $args).fetch_all(pool).await
         })
     };
 }

@@ -73,6 +73,43 @@ macro_rules! with_tx {
     };
 }
 
+/// A value bound to a query whose SQL is built at run time (`$1..$n` placeholders matching the args).
+#[derive(Clone, Debug)]
+pub enum Arg {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// Bind every [`Arg`] of `$args` to the sqlx query `$q`, in order.
+#[macro_export]
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                $crate::db::Arg::Int(v) => q.bind(*v),
+                $crate::db::Arg::Float(v) => q.bind(*v),
+                $crate::db::Arg::Text(v) => q.bind(v.as_str()),
+                $crate::db::Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// Placeholder list `($a, $b, …), (…)` for `rows` rows of `width` values, numbered from `first`.
+pub fn placeholders(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (0..width).map(|c| format!("${}", first + r * width + c)).collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

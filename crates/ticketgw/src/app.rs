@@ -3,7 +3,8 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{middleware, Router};
-use tg_events::{ports::NoBookings, EventsConfig, EventsService};
+use tg_bookings::BookingsService;
+use tg_events::{EventsConfig, EventsService};
 use tg_platform::{
     auth::{authenticate, TokenVerifier},
     bus::Bus,
@@ -19,7 +20,11 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{config::Settings, docs, wiring::UsersDirectory};
+use crate::{
+    config::Settings,
+    docs,
+    wiring::{EventsCatalog, LateBookings, UsersContacts, UsersDirectory},
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +51,7 @@ pub struct App {
     pub db: Db,
     pub users: Arc<UsersService>,
     pub events: Arc<EventsService>,
+    pub bookings: Arc<BookingsService>,
     pub bus: Bus,
     background: Vec<JoinHandle<()>>,
 }
@@ -61,7 +67,7 @@ impl Drop for App {
 /// Connect and migrate the database for `settings`.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     let db = Db::connect(settings.database_url.as_deref(), &settings.data_dir(), settings.max_connections()).await?;
-    db.migrate(vec![tg_users::migrations(), tg_events::migrations()]).await?;
+    db.migrate(vec![tg_users::migrations(), tg_events::migrations(), tg_bookings::migrations()]).await?;
     Ok(db)
 }
 
@@ -72,32 +78,43 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
     let db = open_db(settings).await?;
     let bus = Bus::new();
     let users = UsersService::start(db.clone(), settings.users(listen)).await?;
+    let late_bookings = Arc::new(LateBookings::default());
     let events = EventsService::new(
         db.clone(),
         bus.clone(),
         Arc::new(UsersDirectory(users.clone())),
-        // The bookings service plugs in here once it exists; until then nothing is sold or held.
-        Arc::new(NoBookings),
+        late_bookings.clone(),
         EventsConfig {
             public_url: settings.users(listen).public_url,
             uploads_dir: settings.data_dir().join("uploads"),
             max_banner_bytes: settings.max_banner_bytes(),
         },
     );
+    let bookings = BookingsService::new(
+        db.clone(),
+        bus.clone(),
+        Arc::new(EventsCatalog(events.clone())),
+        Arc::new(UsersContacts(users.clone())),
+        settings.bookings(),
+    );
+    let _ = late_bookings.0.set(bookings.clone());
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));
     if target == "all" {
-        api = api.merge(tg_events::api::router(events.clone()));
+        api = api.merge(tg_events::api::router(events.clone())).merge(tg_bookings::api::router(bookings.clone()));
     }
     let (routes, openapi) = api.split_for_parts();
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     let router = finish_router(routes, checks, Metrics::new());
-    let background =
-        vec![tokio::spawn(users.clone().run_maintenance()), tokio::spawn(events.clone().run_maintenance())];
-    let app = App { router, db, users, events, bus, background };
+    let background = vec![
+        tokio::spawn(users.clone().run_maintenance()),
+        tokio::spawn(events.clone().run_maintenance()),
+        tokio::spawn(bookings.clone().run_sweeper()),
+    ];
+    let app = App { router, db, users, events, bookings, bus, background };
     if settings.demo.unwrap_or(false) {
         crate::demo::seed(&app).await?;
         tracing::info!("demo data loaded");

@@ -73,6 +73,9 @@ pub struct Settings {
     /// Largest banner image accepted, in bytes [default: 5242880].
     #[arg(long, env = "MAX_BANNER_BYTES")]
     pub max_banner_bytes: Option<usize>,
+    /// How long a hold waits for payment, in seconds [default: 900].
+    #[arg(long, env = "HOLD_TTL_SECS")]
+    pub hold_ttl_secs: Option<u64>,
     /// Login attempts per account in a burst [default: 10] ...
     #[arg(long, env = "LOGIN_ACCOUNT_BURST")]
     pub login_account_burst: Option<u32>,
@@ -142,6 +145,10 @@ impl Settings {
     }
     pub fn json_logs(&self) -> bool {
         self.log_format.as_deref() == Some("json")
+    }
+    pub fn bookings(&self) -> tg_bookings::BookingsConfig {
+        let d = tg_bookings::BookingsConfig::default();
+        tg_bookings::BookingsConfig { hold_ttl: self.hold_ttl_secs.map(Duration::from_secs).unwrap_or(d.hold_ttl), ..d }
     }
     pub fn max_banner_bytes(&self) -> usize {
         self.max_banner_bytes.unwrap_or(5 * 1024 * 1024)

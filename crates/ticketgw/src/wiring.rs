@@ -1,8 +1,20 @@
 //! In-process implementations of the interfaces services expect from each other.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
-use tg_events::{document::Organizer, ports::OrganizerDirectory};
+use tg_bookings::{
+    ports::{EventCatalog, UserDirectory},
+    BookingsService,
+};
+use tg_events::{
+    document::{EventDocument, Organizer},
+    ports::{BookingsView, OrganizerDirectory, TypeCounts},
+    EventsService,
+};
+use tg_platform::auth::Principal;
 use tg_users::{model::OrganizerProfile, UsersService};
 
 /// The events service's view of organizer profiles, answered by the users service in the same process.
@@ -26,5 +38,52 @@ impl OrganizerDirectory for UsersDirectory {
     }
     async fn organizer(&self, organizer_id: &str) -> anyhow::Result<Option<Organizer>> {
         Ok(self.0.organizer(organizer_id).await?.map(to_organizer))
+    }
+}
+
+/// The bookings service's view of users (names for attendee lists).
+pub struct UsersContacts(pub Arc<UsersService>);
+
+#[async_trait::async_trait]
+impl UserDirectory for UsersContacts {
+    async fn contact(&self, user_id: &str) -> anyhow::Result<Option<(String, Option<String>)>> {
+        Ok(self.0.user(user_id).await?.map(|u| (u.display_name, u.email)))
+    }
+}
+
+/// The bookings service's view of events.
+pub struct EventsCatalog(pub Arc<EventsService>);
+
+#[async_trait::async_trait]
+impl EventCatalog for EventsCatalog {
+    async fn event(&self, key: &str) -> anyhow::Result<Option<EventDocument>> {
+        self.0.event(key).await
+    }
+    async fn manages(&self, principal: &Principal, event_id: &str) -> anyhow::Result<bool> {
+        self.0.manages(principal, event_id).await
+    }
+}
+
+/// The events service's view of ticket counts. Events and bookings each need the other, so this is
+/// bound once the bookings service exists.
+#[derive(Default)]
+pub struct LateBookings(pub OnceLock<Arc<BookingsService>>);
+
+impl LateBookings {
+    fn get(&self) -> anyhow::Result<&Arc<BookingsService>> {
+        self.0.get().ok_or_else(|| anyhow::anyhow!("bookings service not started"))
+    }
+}
+
+#[async_trait::async_trait]
+impl BookingsView for LateBookings {
+    async fn counts(&self, event_id: &str) -> anyhow::Result<HashMap<String, TypeCounts>> {
+        self.get()?.counts(event_id).await
+    }
+    async fn sold_totals(&self, event_ids: &[String]) -> anyhow::Result<HashMap<String, i64>> {
+        self.get()?.sold_totals(event_ids).await
+    }
+    async fn attended(&self, event_id: &str, user_id: &str) -> anyhow::Result<Option<bool>> {
+        self.get()?.attended(event_id, user_id).await
     }
 }

@@ -1,0 +1,310 @@
+//! HTTP API of the bookings service.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use tg_platform::{
+    auth::Principal,
+    http::{ApiJson, ApiPath},
+    problem::Problem,
+    ApiError, ApiResult,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    checkin::Scan,
+    model::{BookingRequest, BookingView, ScanResult, TicketView},
+    BookingsService,
+};
+
+type Svc = State<Arc<BookingsService>>;
+
+pub fn router(svc: Arc<BookingsService>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create_booking))
+        .routes(routes!(get_booking))
+        .routes(routes!(cancel_booking))
+        .routes(routes!(my_bookings))
+        .routes(routes!(my_tickets))
+        .routes(routes!(ticket_qr))
+        .routes(routes!(ticket_keys))
+        .routes(routes!(check_in))
+        .routes(routes!(check_in_batch))
+        .routes(routes!(attendees))
+        .routes(routes!(attendees_csv))
+        .routes(routes!(get_staff, set_staff))
+        .with_state(svc)
+}
+
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])), request_body = BookingRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per intended booking; a retry with the same key returns the same booking")),
+    responses((status = 201, body = BookingView, description = "held until expires_at"),
+              (status = 400, body = Problem, description = "missing Idempotency-Key"),
+              (status = 409, body = Problem, description = "sold out, capacity, per-user limit, not on sale, booking closed"),
+              (status = 422, body = Problem)))]
+async fn create_booking(svc: Svc, me: Principal, headers: HeaderMap, ApiJson(req): ApiJson<BookingRequest>) -> ApiResult<Response> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::bad_request("idempotency_key_required", "an Idempotency-Key header (1 to 200 characters) is required"))?;
+    let (booking, replayed) = svc.hold(&me.user_id, key, &req).await?;
+    let mut res = (StatusCode::CREATED, Json(booking)).into_response();
+    if replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// The booking if the caller owns it (or is an admin); 404 otherwise.
+async fn own_booking(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<BookingView> {
+    let b = svc.store.booking(id).await?.ok_or_else(|| ApiError::not_found("booking"))?;
+    if b.user_id == me.user_id || me.is_admin() {
+        Ok(b)
+    } else {
+        Err(ApiError::not_found("booking"))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = BookingView), (status = 404, body = Problem)))]
+async fn get_booking(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<BookingView>> {
+    Ok(Json(own_booking(&svc, &me, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = BookingView), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "not refundable, or already ended")))]
+async fn cancel_booking(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<BookingView>> {
+    Ok(Json(svc.cancel(&me, &id).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BookingList {
+    pub items: Vec<BookingView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/bookings", tag = "bookings", security(("bearer" = [])),
+    responses((status = 200, body = BookingList)))]
+async fn my_bookings(svc: Svc, me: Principal) -> ApiResult<Json<BookingList>> {
+    let ids = svc.store.bookings_of_user(&me.user_id, None, 100).await?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(b) = svc.store.booking(&id).await? {
+            items.push(b);
+        }
+    }
+    Ok(Json(BookingList { items }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketList {
+    pub items: Vec<TicketView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/tickets", tag = "tickets", security(("bearer" = [])),
+    responses((status = 200, body = TicketList)))]
+async fn my_tickets(svc: Svc, me: Principal) -> ApiResult<Json<TicketList>> {
+    let rows = svc.store.tickets_of_user(&me.user_id).await?;
+    Ok(Json(TicketList { items: rows.iter().map(|t| t.view()).collect() }))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml", description = "QR code holding the signed ticket token"), (status = 404, body = Problem)))]
+async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+    let t = svc.store.ticket(&id).await?.filter(|t| t.user_id == me.user_id).ok_or_else(|| ApiError::not_found("ticket"))?;
+    let svg = crate::tickets::qr_svg(&t.token).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/ticket-keys", tag = "tickets", params(("id" = String, Path)),
+    responses((status = 200, description = "JWK Set with the event's Ed25519 public key, for offline scanners"), (status = 404, body = Problem)))]
+async fn ticket_keys(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<serde_json::Value>> {
+    let event = svc.events.event(&id).await.map_err(ApiError::internal)?;
+    let event = event.filter(|e| e.status != "draft").ok_or_else(|| ApiError::not_found("event"))?;
+    Ok(Json(svc.keys.public_jwks(&event.id).await.map_err(ApiError::internal)?))
+}
+
+async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) -> ApiResult<String> {
+    let event = svc.events.event(event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    if !svc.may_scan(me, &event.id).await? {
+        return Err(ApiError::forbidden("only the organizer, admins and appointed door staff scan tickets"));
+    }
+    Ok(event.id)
+}
+
+#[utoipa::path(post, path = "/api/v1/events/{id}/checkins", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = Scan,
+    responses((status = 200, body = ScanResult, description = "valid, already_checked_in, wrong_event, cancelled or forged"),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn check_in(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(scan): ApiJson<Scan>) -> ApiResult<Json<ScanResult>> {
+    let event_id = require_scanner(&svc, &me, &id).await?;
+    Ok(Json(svc.scan(&event_id, &scan).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanBatch {
+    /// Scans recorded offline, in the order they happened (at most 1000).
+    pub scans: Vec<Scan>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScanBatchResult {
+    pub results: Vec<ScanResult>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/{id}/checkins/batch", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = ScanBatch,
+    responses((status = 200, body = ScanBatchResult), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn check_in_batch(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(batch): ApiJson<ScanBatch>) -> ApiResult<Json<ScanBatchResult>> {
+    let event_id = require_scanner(&svc, &me, &id).await?;
+    if batch.scans.len() > 1000 {
+        return Err(ApiError::field("scans", "at most 1000 scans per upload"));
+    }
+    let mut results = Vec::with_capacity(batch.scans.len());
+    for scan in &batch.scans {
+        results.push(svc.scan(&event_id, scan).await?);
+    }
+    Ok(Json(ScanBatchResult { results }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Attendee {
+    pub ticket_id: String,
+    pub code: String,
+    pub ticket_type_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    /// `valid` or `cancelled`.
+    pub status: String,
+    pub checked_in_at: Option<String>,
+    pub gate: Option<String>,
+}
+
+async fn attendee_list(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<Vec<Attendee>> {
+    let event = svc.events.event(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    if !svc.events.manages(me, &event.id).await.map_err(ApiError::internal)? {
+        return Err(ApiError::forbidden("only the event's organizer or an admin sees attendees"));
+    }
+    let tickets = svc.store.tickets_of_event(&event.id).await?;
+    let mut contacts = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(tickets.len());
+    for t in tickets {
+        if !contacts.contains_key(&t.user_id) {
+            let c = svc.users.contact(&t.user_id).await.map_err(ApiError::internal)?;
+            contacts.insert(t.user_id.clone(), c.unwrap_or_default());
+        }
+        let (name, email) = contacts[&t.user_id].clone();
+        out.push(Attendee {
+            ticket_id: t.id,
+            code: t.code,
+            ticket_type_id: t.type_id,
+            name,
+            email,
+            status: t.status,
+            checked_in_at: t.checked_in_at.map(tg_platform::clock::rfc3339),
+            gate: t.checkin_gate,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttendeeList {
+    pub items: Vec<Attendee>,
+    pub checked_in: usize,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/attendees", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = AttendeeList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn attendees(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<AttendeeList>> {
+    let items = attendee_list(&svc, &me, &id).await?;
+    let checked_in = items.iter().filter(|a| a.checked_in_at.is_some()).count();
+    Ok(Json(AttendeeList { items, checked_in }))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/attendees.csv", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/csv", description = "one row per ticket"), (status = 403, body = Problem)))]
+async fn attendees_csv(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+    let items = attendee_list(&svc, &me, &id).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = ["ticket_id", "code", "ticket_type", "name", "email", "status", "checked_in_at", "gate"];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for a in &items {
+        let row = [
+            a.ticket_id.as_str(),
+            &a.code,
+            &a.ticket_type_id,
+            &spreadsheet_safe(&a.name),
+            a.email.as_deref().unwrap_or(""),
+            &a.status,
+            a.checked_in_at.as_deref().unwrap_or(""),
+            &spreadsheet_safe(a.gate.as_deref().unwrap_or("")),
+        ];
+        w.write_record(row).map_err(ApiError::internal)?;
+    }
+    let body = w.into_inner().map_err(ApiError::internal)?;
+    let disposition = format!("attachment; filename=\"attendees-{}.csv\"", id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], body).into_response())
+}
+
+/// Cells starting with = + - @ are formulas to spreadsheets; prefix them so they stay text.
+fn spreadsheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Staff {
+    /// E-mails of door staff who may scan tickets for this event.
+    pub emails: Vec<String>,
+}
+
+async fn managed_event(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<String> {
+    let event = svc.events.event(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    if !svc.events.manages(me, &event.id).await.map_err(ApiError::internal)? {
+        return Err(ApiError::forbidden("only the event's organizer or an admin appoints door staff"));
+    }
+    Ok(event.id)
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/staff", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Staff), (status = 403, body = Problem)))]
+async fn get_staff(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Staff>> {
+    let event_id = managed_event(&svc, &me, &id).await?;
+    Ok(Json(Staff { emails: svc.store.staff(&event_id).await? }))
+}
+
+#[utoipa::path(put, path = "/api/v1/events/{id}/staff", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = Staff, responses((status = 200, body = Staff), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn set_staff(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<Staff>) -> ApiResult<Json<Staff>> {
+    let event_id = managed_event(&svc, &me, &id).await?;
+    if req.emails.len() > 200 {
+        return Err(ApiError::field("emails", "at most 200 door staff"));
+    }
+    let mut emails: Vec<String> = Vec::new();
+    for (i, e) in req.emails.iter().enumerate() {
+        let e = e.trim().to_lowercase();
+        if !e.contains('@') || e.len() > 254 || e.contains(char::is_whitespace) {
+            return Err(ApiError::field(&format!("emails[{i}]"), "must be an e-mail address"));
+        }
+        emails.push(e);
+    }
+    emails.sort();
+    emails.dedup();
+    svc.store.set_staff(&event_id, &emails).await?;
+    Ok(Json(Staff { emails }))
+}

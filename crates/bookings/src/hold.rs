@@ -1,0 +1,410 @@
+//! Holds: the part that must never oversell, and must be fast.
+//!
+//! Concurrent hold requests are queued per event shard and taken in batches: one transaction locks
+//! the event's inventory rows once (`SELECT … FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite),
+//! decides every request of the batch in order against the locked counts, writes all accepted holds,
+//! and commits. Every 201 is answered after that commit, so it is durable; many holds share one row
+//! lock and one fsync instead of queueing one by one on the hot row.
+//! The guarded counters (`sold + held ≤ quantity`, `≤ capacity`, per-user limits) are only ever
+//! changed inside such transactions, so correctness does not depend on the batching itself.
+
+use std::{collections::HashMap, sync::Arc};
+
+use tg_platform::{
+    bind_args,
+    clock::{now_ms, rfc3339},
+    db::{placeholders, Arg, Backend, Db},
+    with_tx,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{from_cents, BookingView, ItemView};
+
+/// What a hold needs to know of an event, taken from its document.
+#[derive(Debug)]
+pub struct EventSnapshot {
+    pub event_id: String,
+    pub capacity: i64,
+    pub max_per_user: i64,
+    pub types: HashMap<String, TypeInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TypeInfo {
+    pub quantity: i64,
+    pub price_cents: i64,
+    pub currency: String,
+    pub refundable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldError {
+    SoldOut(String),
+    CapacityExceeded,
+    LimitExceeded { max: i64, already: i64 },
+    KeyReused,
+    Internal(String),
+}
+
+pub struct HoldJob {
+    pub user_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub event: Arc<EventSnapshot>,
+    /// (ticket type id, quantity), type ids unique.
+    pub items: Vec<(String, i64)>,
+    pub reply: oneshot::Sender<Result<HoldOutcome, HoldError>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum HoldOutcome {
+    Created(BookingView),
+    /// The idempotency key was used before with the same request: that booking.
+    Replayed(String),
+}
+
+/// Largest batch one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// Queues hold jobs to a fixed set of workers; an event always goes to the same worker, so its
+/// batches never contend with each other inside one process.
+#[derive(Clone)]
+pub struct Batcher {
+    shards: Arc<Vec<mpsc::Sender<HoldJob>>>,
+}
+
+impl Batcher {
+    pub fn start(db: Db, hold_ttl_ms: i64, shards: usize) -> (Batcher, Vec<tokio::task::JoinHandle<()>>) {
+        let mut senders = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..shards.max(1) {
+            let (tx, rx) = mpsc::channel(4096);
+            senders.push(tx);
+            tasks.push(tokio::spawn(worker(db.clone(), hold_ttl_ms, rx)));
+        }
+        (Batcher { shards: Arc::new(senders) }, tasks)
+    }
+
+    pub async fn submit(&self, job: HoldJob) -> Result<(), HoldError> {
+        let shard = fxhash(&job.event.event_id) % self.shards.len();
+        self.shards[shard].send(job).await.map_err(|_| HoldError::Internal("hold queue closed".into()))
+    }
+}
+
+fn fxhash(s: &str) -> usize {
+    s.bytes().fold(0usize, |h, b| h.rotate_left(5) ^ b as usize).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+async fn worker(db: Db, hold_ttl_ms: i64, mut rx: mpsc::Receiver<HoldJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut by_event: HashMap<String, Vec<HoldJob>> = HashMap::new();
+        for job in batch {
+            by_event.entry(job.event.event_id.clone()).or_default().push(job);
+        }
+        for (_, jobs) in by_event {
+            process_batch(&db, hold_ttl_ms, jobs).await;
+        }
+    }
+}
+
+/// Decision for one job of a batch.
+enum Decision {
+    Accept { booking_id: String, amount: i64, currency: String },
+    Replay(String),
+    /// Same key as an earlier job of this batch, same request: answer as that job.
+    SameAs(usize),
+    Reject(HoldError),
+}
+
+async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
+    let event = jobs[0].event.clone();
+    let now = now_ms();
+    let res = decide_and_write(db, &event, &jobs, now, hold_ttl_ms).await;
+    match res {
+        Ok(decisions) => {
+            let mut outcomes: Vec<Result<HoldOutcome, HoldError>> = Vec::with_capacity(jobs.len());
+            for (i, d) in decisions.iter().enumerate() {
+                let job = &jobs[i];
+                let out = match d {
+                    Decision::Accept { booking_id, amount, currency } => Ok(HoldOutcome::Created(BookingView {
+                        id: booking_id.clone(),
+                        event_id: event.event_id.clone(),
+                        user_id: job.user_id.clone(),
+                        status: "pending_payment".into(),
+                        items: job
+                            .items
+                            .iter()
+                            .map(|(t, q)| {
+                                let info = &event.types[t];
+                                ItemView {
+                                    ticket_type_id: t.clone(),
+                                    quantity: *q,
+                                    unit_price: from_cents(info.price_cents),
+                                    refundable: info.refundable,
+                                }
+                            })
+                            .collect(),
+                        total_amount: from_cents(*amount),
+                        currency: currency.clone(),
+                        expires_at: rfc3339(now + hold_ttl_ms),
+                        created_at: rfc3339(now),
+                    })),
+                    Decision::Replay(id) => Ok(HoldOutcome::Replayed(id.clone())),
+                    Decision::SameAs(j) => outcomes[*j].clone().map(|o| match o {
+                        HoldOutcome::Created(b) => HoldOutcome::Replayed(b.id),
+                        r => r,
+                    }),
+                    Decision::Reject(e) => Err(e.clone()),
+                };
+                outcomes.push(out);
+            }
+            for (job, out) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(out);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, event_id = %event.event_id, "hold batch failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(HoldError::Internal("hold could not be stored".into())));
+            }
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InvRow {
+    type_id: String,
+    sold: i64,
+    held: i64,
+}
+
+async fn decide_and_write(
+    db: &Db,
+    event: &EventSnapshot,
+    jobs: &[HoldJob],
+    now: i64,
+    hold_ttl_ms: i64,
+) -> Result<Vec<Decision>, sqlx::Error> {
+    let lock = if db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let mut type_ids: Vec<&String> = event.types.keys().collect();
+    type_ids.sort();
+
+    // Inventory rows exist from the first hold on.
+    let mut args = vec![Arg::Text(event.event_id.clone())];
+    for t in &type_ids {
+        args.push(Arg::Text((*t).clone()));
+        args.push(Arg::Int(event.types[*t].quantity));
+    }
+    let rows: Vec<String> = (0..type_ids.len()).map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i)).collect();
+    let ensure_inventory = format!(
+        "INSERT INTO bookings_inventory (event_id, type_id, quantity) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    );
+    let inventory_sql =
+        format!("SELECT type_id, sold, held FROM bookings_inventory WHERE event_id = $1 ORDER BY type_id{lock}");
+    let totals_sql = format!("SELECT sold, held FROM bookings_event_totals WHERE event_id = $1{lock}");
+
+    let mut users: Vec<&str> = jobs.iter().map(|j| j.user_id.as_str()).collect();
+    users.sort();
+    users.dedup();
+    let user_ph: Vec<String> = (0..users.len()).map(|i| format!("${}", i + 2)).collect();
+    let counts_sql = format!(
+        "SELECT user_id, tickets FROM bookings_user_counts WHERE event_id = $1 AND user_id IN ({}) ORDER BY user_id{lock}",
+        user_ph.join(", ")
+    );
+    let mut count_args = vec![Arg::Text(event.event_id.clone())];
+    count_args.extend(users.iter().map(|u| Arg::Text((*u).to_owned())));
+
+    let key_sql = format!(
+        "SELECT id, user_id, idempotency_key, request_hash FROM bookings_bookings WHERE (user_id, idempotency_key) IN (VALUES {})",
+        placeholders(jobs.len(), 2, 1)
+    );
+    let key_args: Vec<Arg> =
+        jobs.iter().flat_map(|j| [Arg::Text(j.user_id.clone()), Arg::Text(j.idempotency_key.clone())]).collect();
+
+    with_tx!(db, tx => {
+        bind_args!(sqlx::query(&ensure_inventory), &args).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO bookings_event_totals (event_id, capacity) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&event.event_id).bind(event.capacity).execute(&mut *tx).await?;
+        let inventory: Vec<InvRow> = sqlx::query_as(&inventory_sql).bind(&event.event_id).fetch_all(&mut *tx).await?;
+        let (total_sold, total_held): (i64, i64) =
+            sqlx::query_as(&totals_sql).bind(&event.event_id).fetch_one(&mut *tx).await?;
+        let counts: Vec<(String, i64)> = bind_args!(sqlx::query_as(&counts_sql), &count_args).fetch_all(&mut *tx).await?;
+        let existing: Vec<(String, String, String, String)> =
+            bind_args!(sqlx::query_as(&key_sql), &key_args).fetch_all(&mut *tx).await?;
+
+        let decisions = decide(event, jobs, &inventory, total_sold + total_held, &counts, &existing);
+        for (sql, args) in writes(event, jobs, &decisions, now, hold_ttl_ms) {
+            bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+        }
+        Ok::<_, sqlx::Error>(decisions)
+    })
+}
+
+/// Decide each job in arrival order against the locked counts. Pure: no I/O.
+fn decide(
+    event: &EventSnapshot,
+    jobs: &[HoldJob],
+    inventory: &[InvRow],
+    taken_total: i64,
+    counts: &[(String, i64)],
+    existing: &[(String, String, String, String)],
+) -> Vec<Decision> {
+    let mut taken: HashMap<&str, i64> = inventory.iter().map(|r| (r.type_id.as_str(), r.sold + r.held)).collect();
+    let mut taken_total = taken_total;
+    let mut per_user: HashMap<&str, i64> = counts.iter().map(|(u, n)| (u.as_str(), *n)).collect();
+    let mut seen_keys: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut decisions = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let key = (job.user_id.as_str(), job.idempotency_key.as_str());
+        if let Some((id, _, _, hash)) = existing.iter().find(|(_, u, k, _)| u == key.0 && k == key.1) {
+            decisions.push(if *hash == job.request_hash {
+                Decision::Replay(id.clone())
+            } else {
+                Decision::Reject(HoldError::KeyReused)
+            });
+            continue;
+        }
+        if let Some(&j) = seen_keys.get(&key) {
+            decisions.push(if jobs[j].request_hash == job.request_hash {
+                Decision::SameAs(j)
+            } else {
+                Decision::Reject(HoldError::KeyReused)
+            });
+            continue;
+        }
+        seen_keys.insert(key, i);
+        let wanted: i64 = job.items.iter().map(|(_, q)| q).sum();
+        let already = per_user.get(job.user_id.as_str()).copied().unwrap_or(0);
+        if already + wanted > event.max_per_user {
+            decisions.push(Decision::Reject(HoldError::LimitExceeded { max: event.max_per_user, already }));
+            continue;
+        }
+        let sold_out = job.items.iter().find(|(t, q)| {
+            let have = taken.get(t.as_str()).copied().unwrap_or(0);
+            have + q > event.types[t].quantity
+        });
+        if let Some((t, _)) = sold_out {
+            decisions.push(Decision::Reject(HoldError::SoldOut(t.clone())));
+            continue;
+        }
+        if taken_total + wanted > event.capacity {
+            decisions.push(Decision::Reject(HoldError::CapacityExceeded));
+            continue;
+        }
+        for (t, q) in &job.items {
+            *taken.entry(t.as_str()).or_default() += q;
+        }
+        taken_total += wanted;
+        *per_user.entry(job.user_id.as_str()).or_default() += wanted;
+        let amount = job.items.iter().map(|(t, q)| event.types[t].price_cents * q).sum();
+        let currency = job.items.first().map(|(t, _)| event.types[t].currency.clone()).unwrap_or_default();
+        decisions.push(Decision::Accept { booking_id: uuid::Uuid::now_v7().to_string(), amount, currency });
+    }
+    decisions
+}
+
+/// The statements writing a batch's accepted holds: counters once per type, rows in multi-row inserts.
+fn writes(event: &EventSnapshot, jobs: &[HoldJob], decisions: &[Decision], now: i64, hold_ttl_ms: i64) -> Vec<(String, Vec<Arg>)> {
+    let mut per_type: HashMap<&str, i64> = HashMap::new();
+    let mut per_user: HashMap<&str, i64> = HashMap::new();
+    let (mut bookings, mut items, mut audit) = (Vec::new(), Vec::new(), Vec::new());
+    let mut n_bookings = 0;
+    for (job, d) in jobs.iter().zip(decisions) {
+        let Decision::Accept { booking_id, amount, currency } = d else { continue };
+        n_bookings += 1;
+        *per_user.entry(job.user_id.as_str()).or_default() += job.items.iter().map(|(_, q)| q).sum::<i64>();
+        bookings.extend([
+            Arg::Text(booking_id.clone()),
+            Arg::Text(job.user_id.clone()),
+            Arg::Text(event.event_id.clone()),
+            Arg::Text("pending_payment".into()),
+            Arg::Int(*amount),
+            Arg::Text(currency.clone()),
+            Arg::Int(now + hold_ttl_ms),
+            Arg::Text(job.idempotency_key.clone()),
+            Arg::Text(job.request_hash.clone()),
+            Arg::Int(now),
+            Arg::Int(now),
+        ]);
+        for (t, q) in &job.items {
+            *per_type.entry(t.as_str()).or_default() += q;
+            let info = &event.types[t];
+            items.extend([
+                Arg::Text(booking_id.clone()),
+                Arg::Text(t.clone()),
+                Arg::Int(*q),
+                Arg::Int(info.price_cents),
+                Arg::Bool(info.refundable),
+            ]);
+        }
+        audit.extend([
+            Arg::Text(uuid::Uuid::now_v7().to_string()),
+            Arg::Int(now),
+            Arg::Text(job.user_id.clone()),
+            Arg::Text("booking.held".into()),
+            Arg::Text(booking_id.clone()),
+        ]);
+    }
+    if n_bookings == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut types: Vec<(&str, i64)> = per_type.into_iter().collect();
+    types.sort();
+    for (t, n) in &types {
+        out.push((
+            "UPDATE bookings_inventory SET held = held + $3, quantity = $4 WHERE event_id = $1 AND type_id = $2".to_owned(),
+            vec![Arg::Text(event.event_id.clone()), Arg::Text((*t).to_owned()), Arg::Int(*n), Arg::Int(event.types[*t].quantity)],
+        ));
+    }
+    let total: i64 = types.iter().map(|(_, n)| n).sum();
+    out.push((
+        "UPDATE bookings_event_totals SET held = held + $2, capacity = $3 WHERE event_id = $1".to_owned(),
+        vec![Arg::Text(event.event_id.clone()), Arg::Int(total), Arg::Int(event.capacity)],
+    ));
+    let mut users: Vec<(&str, i64)> = per_user.into_iter().collect();
+    users.sort();
+    let user_args = users
+        .iter()
+        .flat_map(|(u, n)| [Arg::Text(event.event_id.clone()), Arg::Text((*u).to_owned()), Arg::Int(*n)])
+        .collect();
+    out.push((
+        format!(
+            "INSERT INTO bookings_user_counts (event_id, user_id, tickets) VALUES {}
+             ON CONFLICT (event_id, user_id) DO UPDATE SET tickets = bookings_user_counts.tickets + excluded.tickets",
+            placeholders(users.len(), 3, 1)
+        ),
+        user_args,
+    ));
+    out.push((
+        format!(
+            "INSERT INTO bookings_bookings (id, user_id, event_id, status, amount_cents, currency, expires_at,
+                idempotency_key, request_hash, created_at, updated_at) VALUES {}",
+            placeholders(n_bookings, 11, 1)
+        ),
+        bookings,
+    ));
+    out.push((
+        format!(
+            "INSERT INTO bookings_items (booking_id, type_id, quantity, unit_price_cents, refundable) VALUES {}",
+            placeholders(items.len() / 5, 5, 1)
+        ),
+        items,
+    ));
+    out.push((
+        format!(
+            "INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES {}",
+            placeholders(n_bookings, 5, 1)
+        ),
+        audit,
+    ));
+    out
+}

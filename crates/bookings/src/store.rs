@@ -1,0 +1,444 @@
+//! SQL of the bookings service (tables `bookings_*`). Portable SQL; runs on SQLite and PostgreSQL.
+//! Lock order everywhere: booking row, inventory rows by type id, event totals, user counts.
+
+use std::collections::HashMap;
+
+use tg_events::ports::TypeCounts;
+use tg_platform::{
+    bind_args,
+    clock::{now_ms, rfc3339},
+    db::{placeholders, Arg, Backend, Db},
+    with_db, with_tx,
+};
+
+use crate::{
+    model::{from_cents, BookingView, ItemView, TicketView},
+    tickets::TicketClaims,
+};
+
+/// A booking's event id and (type id, quantity) items, read inside the transaction `$tx`.
+macro_rules! booking_items {
+    ($tx:ident, $id:expr) => {{
+        let event_id: String =
+            sqlx::query_scalar("SELECT event_id FROM bookings_bookings WHERE id = $1").bind($id).fetch_one(&mut *$tx).await?;
+        let items: Vec<(String, i64)> =
+            sqlx::query_as("SELECT type_id, quantity FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
+                .bind($id)
+                .fetch_all(&mut *$tx)
+                .await?;
+        (event_id, items)
+    }};
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// A hold whose time is up.
+    Expire,
+    /// A hold the user gave up.
+    CancelHold,
+    /// A paid booking cancelled for a refund.
+    CancelConfirmed,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    Confirmed,
+    AlreadyConfirmed,
+    Cancelled,
+    SeatsGone,
+}
+
+/// Counters next to what the booking rows say, for invariant checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountCheck {
+    /// (type id, quantity, sold counter, held counter, confirmed rows, pending rows)
+    pub types: Vec<(String, i64, i64, i64, i64, i64)>,
+    /// (capacity, sold counter, held counter)
+    pub totals: (i64, i64, i64),
+    /// Users whose counter differs from their pending + confirmed rows.
+    pub user_count_mismatches: i64,
+    /// Most held + confirmed tickets of any one user.
+    pub max_per_user: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: String,
+    user_id: String,
+    event_id: String,
+    status: String,
+    amount_cents: i64,
+    currency: String,
+    expires_at: i64,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    type_id: String,
+    quantity: i64,
+    unit_price_cents: i64,
+    refundable: bool,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TicketRow {
+    pub id: String,
+    pub code: String,
+    pub booking_id: String,
+    pub event_id: String,
+    pub type_id: String,
+    pub user_id: String,
+    pub status: String,
+    pub token: String,
+    pub checked_in_at: Option<i64>,
+    pub checkin_gate: Option<String>,
+}
+
+impl TicketRow {
+    pub fn view(&self) -> TicketView {
+        TicketView {
+            id: self.id.clone(),
+            code: self.code.clone(),
+            booking_id: self.booking_id.clone(),
+            event_id: self.event_id.clone(),
+            ticket_type_id: self.type_id.clone(),
+            status: self.status.clone(),
+            token: self.token.clone(),
+            qr_svg: format!("/api/v1/me/tickets/{}/qr.svg", self.id),
+            checked_in_at: self.checked_in_at.map(rfc3339),
+        }
+    }
+}
+
+const TICKET_COLS: &str = "id, code, booking_id, event_id, type_id, user_id, status, token, checked_in_at, checkin_gate";
+
+#[derive(Debug)]
+enum TxError {
+    Db(sqlx::Error),
+    SeatsGone,
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl Store {
+    fn lock(&self) -> &'static str {
+        if self.db.backend() == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
+    pub async fn by_idempotency_key(&self, user_id: &str, key: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, request_hash FROM bookings_bookings WHERE user_id = $1 AND idempotency_key = $2")
+            .bind(user_id).bind(key).fetch_optional(pool).await)
+    }
+
+    pub async fn booking(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+        let row: Option<BookingRow> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, user_id, event_id, status, amount_cents, currency, expires_at, created_at FROM bookings_bookings WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?;
+        let Some(row) = row else { return Ok(None) };
+        let items: Vec<ItemRow> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT type_id, quantity, unit_price_cents, refundable FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
+            .bind(id).fetch_all(pool).await)?;
+        Ok(Some(BookingView {
+            id: row.id,
+            event_id: row.event_id,
+            user_id: row.user_id,
+            status: row.status,
+            items: items
+                .into_iter()
+                .map(|i| ItemView {
+                    ticket_type_id: i.type_id,
+                    quantity: i.quantity,
+                    unit_price: from_cents(i.unit_price_cents),
+                    refundable: i.refundable,
+                })
+                .collect(),
+            total_amount: from_cents(row.amount_cents),
+            currency: row.currency,
+            expires_at: rfc3339(row.expires_at),
+            created_at: rfc3339(row.created_at),
+        }))
+    }
+
+    pub async fn bookings_of_user(&self, user_id: &str, after: Option<&str>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT id FROM bookings_bookings WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3")
+            .bind(user_id).bind(after).bind(limit).fetch_all(pool).await)
+    }
+
+    pub async fn due_holds(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT id FROM bookings_bookings WHERE status = 'pending_payment' AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
+            .bind(now).bind(limit).fetch_all(pool).await)
+    }
+
+    /// Give a booking's seats back and move it to its end state, in one transaction. `None` when the
+    /// booking was not in the expected state (another instance or request got there first).
+    pub async fn release(&self, id: &str, kind: Release, actor: Option<&str>) -> Result<Option<BookingView>, sqlx::Error> {
+        let now = now_ms();
+        let (from, to, counter, action) = match kind {
+            Release::Expire => ("pending_payment", "expired", "held", "booking.expired"),
+            Release::CancelHold => ("pending_payment", "cancelled", "held", "booking.cancelled"),
+            Release::CancelConfirmed => ("confirmed", "cancelled", "sold", "booking.cancelled"),
+        };
+        // Only expiry waits for the clock; the user may give a hold up at any time.
+        let deadline = if kind == Release::Expire { now } else { i64::MAX };
+        let inv_sql = format!("UPDATE bookings_inventory SET {counter} = {counter} - $3 WHERE event_id = $1 AND type_id = $2");
+        let tot_sql = format!("UPDATE bookings_event_totals SET {counter} = {counter} - $2 WHERE event_id = $1");
+        let done: bool = with_tx!(&self.db, tx => {
+            let row: Option<(String, String)> = sqlx::query_as(
+                "UPDATE bookings_bookings SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2 AND expires_at <= $5
+                 RETURNING event_id, user_id")
+                .bind(id).bind(from).bind(to).bind(now).bind(deadline).fetch_optional(&mut *tx).await?;
+            match row {
+                None => Ok::<bool, sqlx::Error>(false),
+                Some((event_id, user_id)) => {
+                    let items: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT type_id, quantity FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
+                        .bind(id).fetch_all(&mut *tx).await?;
+                    let total: i64 = items.iter().map(|(_, q)| q).sum();
+                    for (t, q) in &items {
+                        sqlx::query(&inv_sql).bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(&tot_sql).bind(&event_id).bind(total).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE bookings_user_counts SET tickets = tickets - $3 WHERE event_id = $1 AND user_id = $2")
+                        .bind(&event_id).bind(&user_id).bind(total).execute(&mut *tx).await?;
+                    if kind == Release::CancelConfirmed {
+                        sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE booking_id = $1")
+                            .bind(id).execute(&mut *tx).await?;
+                    }
+                    sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(action).bind(id)
+                        .execute(&mut *tx).await?;
+                    Ok(true)
+                }
+            }
+        })?;
+        if done {
+            self.booking(id).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Confirm a paid booking (see `BookingsService::confirm`).
+    pub async fn confirm(&self, id: &str, now: i64) -> Result<ConfirmOutcome, sqlx::Error> {
+        let row_sql = format!("SELECT status, expires_at FROM bookings_bookings WHERE id = $1{}", self.lock());
+        let fresh: Option<ConfirmOutcome> = with_tx!(&self.db, tx => {
+            let row: Option<(String, i64)> = sqlx::query_as(&row_sql).bind(id).fetch_optional(&mut *tx).await?;
+            let Some((status, expires_at)) = row else { return Ok(ConfirmOutcome::Cancelled) };
+            match status.as_str() {
+                "confirmed" => Ok::<_, sqlx::Error>(Some(ConfirmOutcome::AlreadyConfirmed)),
+                "cancelled" => Ok(Some(ConfirmOutcome::Cancelled)),
+                "pending_payment" if expires_at > now => {
+                    let (event_id, items) = booking_items!(tx, id);
+                    let total: i64 = items.iter().map(|(_, q)| q).sum();
+                    for (t, q) in &items {
+                        sqlx::query("UPDATE bookings_inventory SET held = held - $3, sold = sold + $3 WHERE event_id = $1 AND type_id = $2")
+                            .bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?;
+                    }
+                    sqlx::query("UPDATE bookings_event_totals SET held = held - $2, sold = sold + $2 WHERE event_id = $1")
+                        .bind(&event_id).bind(total).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE bookings_bookings SET status = 'confirmed', updated_at = $2 WHERE id = $1")
+                        .bind(id).bind(now).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO bookings_audit_log (id, at, action, booking_id) VALUES ($1, $2, 'booking.confirmed', $3)")
+                        .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(id).execute(&mut *tx).await?;
+                    Ok(Some(ConfirmOutcome::Confirmed))
+                }
+                // Expired, or past its time and not yet swept: handled below.
+                _ => Ok(None),
+            }
+        })?;
+        if let Some(outcome) = fresh {
+            return Ok(outcome);
+        }
+        // A late payment: return the hold's seats first (if the sweeper has not), then try to take
+        // them again as sold, all or nothing, within the same limits as a new hold.
+        self.release(id, Release::Expire, None).await?;
+        match self.retake(id, now).await {
+            Ok(()) => Ok(ConfirmOutcome::Confirmed),
+            Err(TxError::SeatsGone) => Ok(ConfirmOutcome::SeatsGone),
+            Err(TxError::Db(e)) => Err(e),
+        }
+    }
+
+    async fn retake(&self, id: &str, now: i64) -> Result<(), TxError> {
+        with_tx!(&self.db, tx => {
+            let moved = sqlx::query("UPDATE bookings_bookings SET status = 'confirmed', updated_at = $2 WHERE id = $1 AND status = 'expired'")
+                .bind(id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if moved != 1 {
+                return Err(TxError::SeatsGone);
+            }
+            let (event_id, items) = booking_items!(tx, id);
+            let total: i64 = items.iter().map(|(_, q)| q).sum();
+            for (t, q) in &items {
+                let n = sqlx::query(
+                    "UPDATE bookings_inventory SET sold = sold + $3 WHERE event_id = $1 AND type_id = $2 AND sold + held + $3 <= quantity")
+                    .bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?.rows_affected();
+                if n != 1 {
+                    return Err(TxError::SeatsGone);
+                }
+            }
+            let n = sqlx::query("UPDATE bookings_event_totals SET sold = sold + $2 WHERE event_id = $1 AND sold + held + $2 <= capacity")
+                .bind(&event_id).bind(total).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(TxError::SeatsGone);
+            }
+            let user: String = sqlx::query_scalar("SELECT user_id FROM bookings_bookings WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE bookings_user_counts SET tickets = tickets + $3 WHERE event_id = $1 AND user_id = $2")
+                .bind(&event_id).bind(&user).bind(total).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO bookings_audit_log (id, at, action, booking_id, detail) VALUES ($1, $2, 'booking.confirmed', $3, '{\"late_payment\":true}')")
+                .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(id).execute(&mut *tx).await?;
+            Ok::<(), TxError>(())
+        })
+    }
+
+    pub async fn insert_tickets(&self, booking_id: &str, user_id: &str, tickets: &[(TicketClaims, String)]) -> Result<(), sqlx::Error> {
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut args = Vec::new();
+        for (c, token) in tickets {
+            args.extend([
+                Arg::Text(c.tid.clone()),
+                Arg::Text(c.code.clone()),
+                Arg::Text(booking_id.to_owned()),
+                Arg::Text(c.eid.clone()),
+                Arg::Text(c.tt.clone()),
+                Arg::Text(user_id.to_owned()),
+                Arg::Text("valid".into()),
+                Arg::Text(token.clone()),
+                Arg::Int(now),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO bookings_tickets (id, code, booking_id, event_id, type_id, user_id, status, token, created_at) VALUES {}",
+            placeholders(tickets.len(), 9, 1)
+        );
+        with_db!(&self.db, pool => bind_args!(sqlx::query(&sql), &args).execute(pool).await.map(|_| ()))
+    }
+
+    pub async fn tickets_of_user(&self, user_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {
+        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE user_id = $1 ORDER BY id DESC LIMIT 500");
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await)
+    }
+
+    pub async fn ticket(&self, id: &str) -> Result<Option<TicketRow>, sqlx::Error> {
+        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE id = $1");
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+    }
+
+    pub async fn tickets_of_event(&self, event_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {
+        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE event_id = $1 ORDER BY id");
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(event_id).fetch_all(pool).await)
+    }
+
+    /// Mark a ticket checked in if it was not; returns whether this call did it.
+    pub async fn check_in(&self, ticket_id: &str, at: i64, gate: Option<&str>) -> Result<bool, sqlx::Error> {
+        let n = with_db!(&self.db, pool => sqlx::query(
+            "UPDATE bookings_tickets SET checked_in_at = $2, checkin_gate = $3 WHERE id = $1 AND checked_in_at IS NULL AND status = 'valid'")
+            .bind(ticket_id).bind(at).bind(gate).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    pub async fn scan_result(&self, nonce: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as("SELECT event_id, result FROM bookings_checkins WHERE nonce = $1")
+            .bind(nonce).fetch_optional(pool).await)
+    }
+
+    /// Remember a scan's answer under its nonce; false when the nonce was already taken.
+    pub async fn save_scan(&self, nonce: &str, event_id: &str, ticket_id: Option<&str>, result: &str) -> Result<bool, sqlx::Error> {
+        let n = with_db!(&self.db, pool => sqlx::query(
+            "INSERT INTO bookings_checkins (nonce, event_id, ticket_id, result, scanned_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+            .bind(nonce).bind(event_id).bind(ticket_id).bind(result).bind(now_ms())
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    pub async fn is_staff(&self, event_id: &str, email: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bookings_staff WHERE event_id = $1 AND email = $2").bind(event_id).bind(email).fetch_one(pool).await)?;
+        Ok(n > 0)
+    }
+
+    pub async fn set_staff(&self, event_id: &str, emails: &[String]) -> Result<(), sqlx::Error> {
+        with_tx!(&self.db, tx => {
+            sqlx::query("DELETE FROM bookings_staff WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
+            for e in emails {
+                sqlx::query("INSERT INTO bookings_staff (event_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(event_id).bind(e).execute(&mut *tx).await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        })
+    }
+
+    pub async fn staff(&self, event_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar("SELECT email FROM bookings_staff WHERE event_id = $1 ORDER BY email")
+            .bind(event_id).fetch_all(pool).await)
+    }
+
+    pub async fn inventory(&self, event_id: &str) -> Result<HashMap<String, TypeCounts>, sqlx::Error> {
+        let rows: Vec<(String, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT type_id, sold, held FROM bookings_inventory WHERE event_id = $1").bind(event_id).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(t, sold, held)| (t, TypeCounts { sold, held })).collect())
+    }
+
+    pub async fn sold_totals(&self, event_ids: &[String]) -> Result<HashMap<String, i64>, sqlx::Error> {
+        if event_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ph: Vec<String> = (1..=event_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT event_id, sold FROM bookings_event_totals WHERE event_id IN ({})", ph.join(", "));
+        let args: Vec<Arg> = event_ids.iter().map(|e| Arg::Text(e.clone())).collect();
+        let rows: Vec<(String, i64)> = with_db!(&self.db, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn has_ticket(&self, event_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bookings_tickets WHERE event_id = $1 AND user_id = $2 AND status = 'valid'")
+            .bind(event_id).bind(user_id).fetch_one(pool).await)?;
+        Ok(n > 0)
+    }
+
+    pub async fn count_check(&self, event_id: &str) -> Result<CountCheck, sqlx::Error> {
+        let types: Vec<(String, i64, i64, i64, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT i.type_id, i.quantity, i.sold, i.held,
+                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                          WHERE b.event_id = i.event_id AND it.type_id = i.type_id AND b.status = 'confirmed'), 0),
+                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                          WHERE b.event_id = i.event_id AND it.type_id = i.type_id AND b.status = 'pending_payment'), 0)
+             FROM bookings_inventory i WHERE i.event_id = $1 ORDER BY i.type_id")
+            .bind(event_id).fetch_all(pool).await)?;
+        let totals: Option<(i64, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT capacity, sold, held FROM bookings_event_totals WHERE event_id = $1").bind(event_id).fetch_optional(pool).await)?;
+        let per_user: Vec<(String, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT u.user_id, u.tickets,
+                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                          WHERE b.event_id = u.event_id AND b.user_id = u.user_id AND b.status IN ('pending_payment', 'confirmed')), 0)
+             FROM bookings_user_counts u WHERE u.event_id = $1")
+            .bind(event_id).fetch_all(pool).await)?;
+        Ok(CountCheck {
+            types,
+            totals: totals.unwrap_or_default(),
+            user_count_mismatches: per_user.iter().filter(|(_, c, rows)| c != rows).count() as i64,
+            max_per_user: per_user.iter().map(|(_, _, rows)| *rows).max().unwrap_or(0),
+        })
+    }
+}
+

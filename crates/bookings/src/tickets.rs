@@ -1,0 +1,127 @@
+//! Ticket tokens: EdDSA-signed JWTs, one Ed25519 key per event, so a scanner holding the event's
+//! public key verifies tickets offline. The QR code carries the token.
+
+use std::{collections::HashMap, sync::Arc};
+
+use base64::{engine::general_purpose::STANDARD as B64, engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::{
+    rand::{SecureRandom, SystemRandom},
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use serde::{Deserialize, Serialize};
+use tg_platform::{clock::now_ms, db::Db, with_db};
+use tokio::sync::RwLock;
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct TicketClaims {
+    /// Ticket id.
+    pub tid: String,
+    /// Event id.
+    pub eid: String,
+    /// Ticket type id.
+    pub tt: String,
+    /// Short code printed on the ticket.
+    pub code: String,
+    pub iat: i64,
+}
+
+struct EventKey {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_b64url: String,
+}
+
+/// Per-event signing keys, created on first use and cached.
+pub struct TicketKeys {
+    db: Db,
+    rng: SystemRandom,
+    cache: RwLock<HashMap<String, Arc<EventKey>>>,
+}
+
+impl TicketKeys {
+    pub fn new(db: Db) -> Self {
+        TicketKeys { db, rng: SystemRandom::new(), cache: RwLock::default() }
+    }
+
+    async fn key(&self, event_id: &str, create: bool) -> anyhow::Result<Option<Arc<EventKey>>> {
+        if let Some(k) = self.cache.read().await.get(event_id) {
+            return Ok(Some(k.clone()));
+        }
+        let load = "SELECT kid, private_pkcs8, public_key FROM bookings_event_keys WHERE event_id = $1";
+        let mut row: Option<(String, String, String)> =
+            with_db!(&self.db, pool => sqlx::query_as(load).bind(event_id).fetch_optional(pool).await)?;
+        if row.is_none() && create {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&self.rng).map_err(|_| anyhow::anyhow!("key generation"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("key parse"))?;
+            let kid = format!("tk-{}", uuid::Uuid::now_v7().simple());
+            // Concurrent first confirmations may race; the first insert wins and everyone reads it back.
+            with_db!(&self.db, pool => sqlx::query(
+                "INSERT INTO bookings_event_keys (event_id, kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING")
+                .bind(event_id).bind(&kid).bind(B64.encode(pkcs8.as_ref())).bind(B64URL.encode(pair.public_key().as_ref()))
+                .bind(now_ms()).execute(pool).await.map(|_| ()))?;
+            row = with_db!(&self.db, pool => sqlx::query_as(load).bind(event_id).fetch_optional(pool).await)?;
+        }
+        let Some((kid, private, public)) = row else { return Ok(None) };
+        let key = Arc::new(EventKey {
+            kid,
+            encoding: EncodingKey::from_ed_der(&B64.decode(private)?),
+            decoding: DecodingKey::from_ed_components(&public)?,
+            public_b64url: public,
+        });
+        self.cache.write().await.insert(event_id.to_owned(), key.clone());
+        Ok(Some(key))
+    }
+
+    pub async fn sign(&self, claims: &TicketClaims) -> anyhow::Result<String> {
+        let key = self.key(&claims.eid, true).await?.expect("created");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("ticket+jwt".into());
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    }
+
+    /// Verify a scanned token. `None` when it is not a genuine ticket of any event (forged or garbage).
+    pub async fn verify(&self, token: &str) -> anyhow::Result<Option<TicketClaims>> {
+        // The event is read from the unverified payload only to pick the key; the signature decides.
+        let Some(eid) = unverified_event(token) else { return Ok(None) };
+        let Some(key) = self.key(&eid, false).await? else { return Ok(None) };
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.required_spec_claims.clear();
+        v.validate_exp = false;
+        match jsonwebtoken::decode::<TicketClaims>(token, &key.decoding, &v) {
+            Ok(d) if d.claims.eid == eid => Ok(Some(d.claims)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The event's public key as a JWK Set, for offline scanners.
+    pub async fn public_jwks(&self, event_id: &str) -> anyhow::Result<serde_json::Value> {
+        let key = self.key(event_id, true).await?.expect("created");
+        Ok(serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": key.kid, "x": key.public_b64url
+        }]}))
+    }
+
+    /// A short random ticket code (10 characters of an unambiguous alphabet).
+    pub fn new_code(&self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut bytes = [0u8; 10];
+        self.rng.fill(&mut bytes).expect("system RNG");
+        bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect()
+    }
+}
+
+fn unverified_event(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(&B64URL.decode(payload).ok()?).ok()?;
+    claims.get("eid")?.as_str().map(str::to_owned)
+}
+
+/// The token as an SVG QR code.
+pub fn qr_svg(token: &str) -> anyhow::Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M)?;
+    Ok(code.render::<qrcode::render::svg::Color>().min_dimensions(240, 240).quiet_zone(true).build())
+}
