@@ -49,13 +49,23 @@ pub fn router(svc: Arc<BookingsService>) -> OpenApiRouter {
               (status = 400, body = Problem, description = "missing Idempotency-Key"),
               (status = 409, body = Problem, description = "sold out, capacity, per-user limit, not on sale, booking closed"),
               (status = 422, body = Problem)))]
-async fn create_booking(svc: Svc, me: Principal, headers: HeaderMap, ApiJson(req): ApiJson<BookingRequest>) -> ApiResult<Response> {
+async fn create_booking(
+    svc: Svc,
+    me: Principal,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<BookingRequest>,
+) -> ApiResult<Response> {
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| ApiError::bad_request("idempotency_key_required", "an Idempotency-Key header (1 to 200 characters) is required"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "idempotency_key_required",
+                "an Idempotency-Key header (1 to 200 characters) is required",
+            )
+        })?;
     let (booking, replayed) = svc.hold(&me.user_id, key, &req).await?;
     let mut res = (StatusCode::CREATED, Json(booking)).into_response();
     if replayed {
@@ -120,9 +130,15 @@ async fn my_tickets(svc: Svc, me: Principal) -> ApiResult<Json<TicketList>> {
 #[utoipa::path(get, path = "/api/v1/me/tickets/{id}/qr.svg", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, content_type = "image/svg+xml", description = "QR code holding the signed ticket token"), (status = 404, body = Problem)))]
 async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
-    let t = svc.store.ticket(&id).await?.filter(|t| t.user_id == me.user_id).ok_or_else(|| ApiError::not_found("ticket"))?;
+    let t = svc
+        .store
+        .ticket(&id)
+        .await?
+        .filter(|t| t.user_id == me.user_id)
+        .ok_or_else(|| ApiError::not_found("ticket"))?;
     let svg = crate::tickets::qr_svg(&t.token).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg).into_response())
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg)
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/ticket-keys", tag = "tickets", params(("id" = String, Path)),
@@ -134,7 +150,8 @@ async fn ticket_keys(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<s
 }
 
 async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) -> ApiResult<String> {
-    let event = svc.events.event(event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    let event =
+        svc.events.event(event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
     if !svc.may_scan(me, &event.id).await? {
         return Err(ApiError::forbidden("only the organizer, admins and appointed door staff scan tickets"));
     }
@@ -145,7 +162,12 @@ async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) 
     request_body = Scan,
     responses((status = 200, body = ScanResult, description = "valid, already_checked_in, wrong_event, cancelled or forged"),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn check_in(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(scan): ApiJson<Scan>) -> ApiResult<Json<ScanResult>> {
+async fn check_in(
+    svc: Svc,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(scan): ApiJson<Scan>,
+) -> ApiResult<Json<ScanResult>> {
     let event_id = require_scanner(&svc, &me, &id).await?;
     Ok(Json(svc.scan(&event_id, &scan).await?))
 }
@@ -165,7 +187,12 @@ pub struct ScanBatchResult {
 #[utoipa::path(post, path = "/api/v1/events/{id}/checkins/batch", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = ScanBatch,
     responses((status = 200, body = ScanBatchResult), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn check_in_batch(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(batch): ApiJson<ScanBatch>) -> ApiResult<Json<ScanBatchResult>> {
+async fn check_in_batch(
+    svc: Svc,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(batch): ApiJson<ScanBatch>,
+) -> ApiResult<Json<ScanBatchResult>> {
     let event_id = require_scanner(&svc, &me, &id).await?;
     if batch.scans.len() > 1000 {
         return Err(ApiError::field("scans", "at most 1000 scans per upload"));
@@ -253,8 +280,15 @@ async fn attendees_csv(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) ->
         w.write_record(row).map_err(ApiError::internal)?;
     }
     let body = w.into_inner().map_err(ApiError::internal)?;
-    let disposition = format!("attachment; filename=\"attendees-{}.csv\"", id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], body).into_response())
+    let disposition = format!(
+        "attachment; filename=\"attendees-{}.csv\"",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        body,
+    )
+        .into_response())
 }
 
 /// Cells starting with = + - @ are formulas to spreadsheets; prefix them so they stay text.
@@ -290,7 +324,12 @@ async fn get_staff(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> Api
 
 #[utoipa::path(put, path = "/api/v1/events/{id}/staff", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = Staff, responses((status = 200, body = Staff), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn set_staff(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<Staff>) -> ApiResult<Json<Staff>> {
+async fn set_staff(
+    svc: Svc,
+    me: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<Staff>,
+) -> ApiResult<Json<Staff>> {
     let event_id = managed_event(&svc, &me, &id).await?;
     if req.emails.len() > 200 {
         return Err(ApiError::field("emails", "at most 200 door staff"));

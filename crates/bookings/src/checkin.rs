@@ -42,7 +42,9 @@ impl BookingsService {
             return Err(ApiError::field("gate", "must be at most 50 characters"));
         }
         let at = match &scan.scanned_at {
-            Some(s) => tg_events::document::parse_instant(s).map_err(|m| ApiError::field("scanned_at", m))?.min(now_ms()),
+            Some(s) => {
+                tg_events::document::parse_instant(s).map_err(|m| ApiError::field("scanned_at", m))?.min(now_ms())
+            }
             None => now_ms(),
         };
         if let Some(stored) = self.replayed(event_id, &scan.nonce).await? {
@@ -61,7 +63,9 @@ impl BookingsService {
 
     async fn replayed(&self, event_id: &str, nonce: &str) -> ApiResult<Option<ScanResult>> {
         match self.store.scan_result(nonce).await? {
-            Some((ev, _)) if ev != event_id => Err(ApiError::conflict("nonce_reused", "this nonce belongs to another event's scan")),
+            Some((ev, _)) if ev != event_id => {
+                Err(ApiError::conflict("nonce_reused", "this nonce belongs to another event's scan"))
+            }
             Some((_, json)) => Ok(serde_json::from_str(&json).ok()),
             None => Ok(None),
         }
@@ -72,12 +76,20 @@ impl BookingsService {
             return Ok(ScanResult::bare("forged"));
         };
         if claims.eid != event_id {
-            return Ok(ScanResult { ticket_id: Some(claims.tid), ticket_type_id: Some(claims.tt), ..ScanResult::bare("wrong_event") });
+            return Ok(ScanResult {
+                ticket_id: Some(claims.tid),
+                ticket_type_id: Some(claims.tt),
+                ..ScanResult::bare("wrong_event")
+            });
         }
         let Some(ticket) = self.store.ticket(&claims.tid).await? else {
             return Ok(ScanResult::bare("forged"));
         };
-        let base = ScanResult { ticket_id: Some(ticket.id.clone()), ticket_type_id: Some(ticket.type_id.clone()), ..ScanResult::bare("") };
+        let base = ScanResult {
+            ticket_id: Some(ticket.id.clone()),
+            ticket_type_id: Some(ticket.type_id.clone()),
+            ..ScanResult::bare("")
+        };
         if ticket.status == "cancelled" {
             return Ok(ScanResult { result: "cancelled".into(), ..base });
         }

@@ -116,7 +116,11 @@ async fn worker(db: Db, hold_ttl_ms: i64, mut rx: mpsc::Receiver<HoldJob>) {
 
 /// Decision for one job of a batch.
 enum Decision {
-    Accept { booking_id: String, amount: i64, currency: String },
+    Accept {
+        booking_id: String,
+        amount: i64,
+        currency: String,
+    },
     Replay(String),
     /// Same key as an earlier job of this batch, same request: answer as that job.
     SameAs(usize),
@@ -312,7 +316,13 @@ fn decide(
 }
 
 /// The statements writing a batch's accepted holds: counters once per type, rows in multi-row inserts.
-fn writes(event: &EventSnapshot, jobs: &[HoldJob], decisions: &[Decision], now: i64, hold_ttl_ms: i64) -> Vec<(String, Vec<Arg>)> {
+fn writes(
+    event: &EventSnapshot,
+    jobs: &[HoldJob],
+    decisions: &[Decision],
+    now: i64,
+    hold_ttl_ms: i64,
+) -> Vec<(String, Vec<Arg>)> {
     let mut per_type: HashMap<&str, i64> = HashMap::new();
     let mut per_user: HashMap<&str, i64> = HashMap::new();
     let (mut bookings, mut items, mut audit) = (Vec::new(), Vec::new(), Vec::new());
@@ -361,8 +371,14 @@ fn writes(event: &EventSnapshot, jobs: &[HoldJob], decisions: &[Decision], now: 
     types.sort();
     for (t, n) in &types {
         out.push((
-            "UPDATE bookings_inventory SET held = held + $3, quantity = $4 WHERE event_id = $1 AND type_id = $2".to_owned(),
-            vec![Arg::Text(event.event_id.clone()), Arg::Text((*t).to_owned()), Arg::Int(*n), Arg::Int(event.types[*t].quantity)],
+            "UPDATE bookings_inventory SET held = held + $3, quantity = $4 WHERE event_id = $1 AND type_id = $2"
+                .to_owned(),
+            vec![
+                Arg::Text(event.event_id.clone()),
+                Arg::Text((*t).to_owned()),
+                Arg::Int(*n),
+                Arg::Int(event.types[*t].quantity),
+            ],
         ));
     }
     let total: i64 = types.iter().map(|(_, n)| n).sum();

@@ -84,7 +84,13 @@ pub enum ConfirmError {
 }
 
 impl BookingsService {
-    pub fn new(db: Db, bus: Bus, events: Arc<dyn EventCatalog>, users: Arc<dyn UserDirectory>, config: BookingsConfig) -> Arc<Self> {
+    pub fn new(
+        db: Db,
+        bus: Bus,
+        events: Arc<dyn EventCatalog>,
+        users: Arc<dyn UserDirectory>,
+        config: BookingsConfig,
+    ) -> Arc<Self> {
         let (batcher, workers) = Batcher::start(db.clone(), config.hold_ttl.as_millis() as i64, config.hold_shards);
         Arc::new(BookingsService {
             store: Store { db: db.clone() },
@@ -157,7 +163,12 @@ impl BookingsService {
     }
 
     /// Place a hold. `Ok((booking, replayed))`; a replay of the same key and body returns the first booking.
-    pub async fn hold(&self, user_id: &str, idempotency_key: &str, req: &BookingRequest) -> ApiResult<(BookingView, bool)> {
+    pub async fn hold(
+        &self,
+        user_id: &str,
+        idempotency_key: &str,
+        req: &BookingRequest,
+    ) -> ApiResult<(BookingView, bool)> {
         let request_hash = request_hash(req);
         // A replay is answered whatever changed since (windows closing, stock selling out).
         if let Some((id, hash)) = self.store.by_idempotency_key(user_id, idempotency_key).await? {
@@ -187,7 +198,8 @@ impl BookingsService {
             return Err(ApiError::field("event_id", "no published event with this id"));
         };
         let now = now_ms();
-        let (b_start, b_end) = (parse_instant(&event.datetime.booking_start), parse_instant(&event.datetime.booking_end));
+        let (b_start, b_end) =
+            (parse_instant(&event.datetime.booking_start), parse_instant(&event.datetime.booking_end));
         if b_start.is_ok_and(|s| now < s) || b_end.is_ok_and(|e| now > e) {
             return Err(ApiError::conflict("booking_closed", "booking for this event is not open now"));
         }
@@ -242,7 +254,9 @@ impl BookingsService {
         let outcome = self.store.confirm(booking_id, now_ms()).await.map_err(internal)?;
         match outcome {
             store::ConfirmOutcome::Confirmed => {}
-            store::ConfirmOutcome::AlreadyConfirmed => return self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string())),
+            store::ConfirmOutcome::AlreadyConfirmed => {
+                return self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))
+            }
             store::ConfirmOutcome::Cancelled => return Err(ConfirmError::Cancelled),
             store::ConfirmOutcome::SeatsGone => return Err(ConfirmError::SeatsGone),
         }
@@ -282,7 +296,12 @@ impl BookingsService {
             "pending_payment" => store::Release::CancelHold,
             "confirmed" if b.items.iter().all(|i| i.refundable) => store::Release::CancelConfirmed,
             "confirmed" => return Err(ApiError::conflict("not_refundable", "these tickets are not refundable")),
-            other => return Err(ApiError::conflict("not_cancellable", format!("a booking that is {other} cannot be cancelled"))),
+            other => {
+                return Err(ApiError::conflict(
+                    "not_cancellable",
+                    format!("a booking that is {other} cannot be cancelled"),
+                ))
+            }
         };
         match self.store.release(booking_id, kind, Some(&p.user_id)).await? {
             Some(after) => {

@@ -72,7 +72,13 @@ pub struct ScanResult {
 
 impl ScanResult {
     pub fn bare(result: &str) -> Self {
-        ScanResult { result: result.into(), ticket_id: None, ticket_type_id: None, first_checked_in_at: None, first_gate: None }
+        ScanResult {
+            result: result.into(),
+            ticket_id: None,
+            ticket_type_id: None,
+            first_checked_in_at: None,
+            first_gate: None,
+        }
     }
 }
 

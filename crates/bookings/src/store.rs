@@ -19,8 +19,10 @@ use crate::{
 /// A booking's event id and (type id, quantity) items, read inside the transaction `$tx`.
 macro_rules! booking_items {
     ($tx:ident, $id:expr) => {{
-        let event_id: String =
-            sqlx::query_scalar("SELECT event_id FROM bookings_bookings WHERE id = $1").bind($id).fetch_one(&mut *$tx).await?;
+        let event_id: String = sqlx::query_scalar("SELECT event_id FROM bookings_bookings WHERE id = $1")
+            .bind($id)
+            .fetch_one(&mut *$tx)
+            .await?;
         let items: Vec<(String, i64)> =
             sqlx::query_as("SELECT type_id, quantity FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
                 .bind($id)
@@ -116,7 +118,8 @@ impl TicketRow {
     }
 }
 
-const TICKET_COLS: &str = "id, code, booking_id, event_id, type_id, user_id, status, token, checked_in_at, checkin_gate";
+const TICKET_COLS: &str =
+    "id, code, booking_id, event_id, type_id, user_id, status, token, checked_in_at, checkin_gate";
 
 #[derive(Debug)]
 enum TxError {
@@ -174,7 +177,12 @@ impl Store {
         }))
     }
 
-    pub async fn bookings_of_user(&self, user_id: &str, after: Option<&str>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn bookings_of_user(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query_scalar(
             "SELECT id FROM bookings_bookings WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3")
             .bind(user_id).bind(after).bind(limit).fetch_all(pool).await)
@@ -188,7 +196,12 @@ impl Store {
 
     /// Give a booking's seats back and move it to its end state, in one transaction. `None` when the
     /// booking was not in the expected state (another instance or request got there first).
-    pub async fn release(&self, id: &str, kind: Release, actor: Option<&str>) -> Result<Option<BookingView>, sqlx::Error> {
+    pub async fn release(
+        &self,
+        id: &str,
+        kind: Release,
+        actor: Option<&str>,
+    ) -> Result<Option<BookingView>, sqlx::Error> {
         let now = now_ms();
         let (from, to, counter, action) = match kind {
             Release::Expire => ("pending_payment", "expired", "held", "booking.expired"),
@@ -197,7 +210,8 @@ impl Store {
         };
         // Only expiry waits for the clock; the user may give a hold up at any time.
         let deadline = if kind == Release::Expire { now } else { i64::MAX };
-        let inv_sql = format!("UPDATE bookings_inventory SET {counter} = {counter} - $3 WHERE event_id = $1 AND type_id = $2");
+        let inv_sql =
+            format!("UPDATE bookings_inventory SET {counter} = {counter} - $3 WHERE event_id = $1 AND type_id = $2");
         let tot_sql = format!("UPDATE bookings_event_totals SET {counter} = {counter} - $2 WHERE event_id = $1");
         let done: bool = with_tx!(&self.db, tx => {
             let row: Option<(String, String)> = sqlx::query_as(
@@ -307,7 +321,12 @@ impl Store {
         })
     }
 
-    pub async fn insert_tickets(&self, booking_id: &str, user_id: &str, tickets: &[(TicketClaims, String)]) -> Result<(), sqlx::Error> {
+    pub async fn insert_tickets(
+        &self,
+        booking_id: &str,
+        user_id: &str,
+        tickets: &[(TicketClaims, String)],
+    ) -> Result<(), sqlx::Error> {
         if tickets.is_empty() {
             return Ok(());
         }
@@ -362,7 +381,13 @@ impl Store {
     }
 
     /// Remember a scan's answer under its nonce; false when the nonce was already taken.
-    pub async fn save_scan(&self, nonce: &str, event_id: &str, ticket_id: Option<&str>, result: &str) -> Result<bool, sqlx::Error> {
+    pub async fn save_scan(
+        &self,
+        nonce: &str,
+        event_id: &str,
+        ticket_id: Option<&str>,
+        result: &str,
+    ) -> Result<bool, sqlx::Error> {
         let n = with_db!(&self.db, pool => sqlx::query(
             "INSERT INTO bookings_checkins (nonce, event_id, ticket_id, result, scanned_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
             .bind(nonce).bind(event_id).bind(ticket_id).bind(result).bind(now_ms())
@@ -405,7 +430,8 @@ impl Store {
         let ph: Vec<String> = (1..=event_ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT event_id, sold FROM bookings_event_totals WHERE event_id IN ({})", ph.join(", "));
         let args: Vec<Arg> = event_ids.iter().map(|e| Arg::Text(e.clone())).collect();
-        let rows: Vec<(String, i64)> = with_db!(&self.db, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
+        let rows: Vec<(String, i64)> =
+            with_db!(&self.db, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
         Ok(rows.into_iter().collect())
     }
 
@@ -419,9 +445,9 @@ impl Store {
     pub async fn count_check(&self, event_id: &str) -> Result<CountCheck, sqlx::Error> {
         let types: Vec<(String, i64, i64, i64, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
             "SELECT i.type_id, i.quantity, i.sold, i.held,
-                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                COALESCE((SELECT CAST(SUM(it.quantity) AS BIGINT) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
                           WHERE b.event_id = i.event_id AND it.type_id = i.type_id AND b.status = 'confirmed'), 0),
-                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                COALESCE((SELECT CAST(SUM(it.quantity) AS BIGINT) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
                           WHERE b.event_id = i.event_id AND it.type_id = i.type_id AND b.status = 'pending_payment'), 0)
              FROM bookings_inventory i WHERE i.event_id = $1 ORDER BY i.type_id")
             .bind(event_id).fetch_all(pool).await)?;
@@ -429,7 +455,7 @@ impl Store {
             "SELECT capacity, sold, held FROM bookings_event_totals WHERE event_id = $1").bind(event_id).fetch_optional(pool).await)?;
         let per_user: Vec<(String, i64, i64)> = with_db!(&self.db, pool => sqlx::query_as(
             "SELECT u.user_id, u.tickets,
-                COALESCE((SELECT SUM(it.quantity) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
+                COALESCE((SELECT CAST(SUM(it.quantity) AS BIGINT) FROM bookings_items it JOIN bookings_bookings b ON b.id = it.booking_id
                           WHERE b.event_id = u.event_id AND b.user_id = u.user_id AND b.status IN ('pending_payment', 'confirmed')), 0)
              FROM bookings_user_counts u WHERE u.event_id = $1")
             .bind(event_id).fetch_all(pool).await)?;
@@ -441,4 +467,3 @@ impl Store {
         })
     }
 }
-

@@ -377,12 +377,23 @@ async fn analytics_and_ratings() {
     assert_eq!(doc["analytics"]["clicks"], 1);
     assert_eq!(doc["analytics"]["shares"], json!({"facebook": 1, "telegram": 2, "twitter": 0}));
 
-    let (_, a) = app.user_with(&[]).await;
-    let (_, b) = app.user_with(&[]).await;
+    // Ratings come from attendees: two buyers of a bookable event.
+    let posted = app.post("/api/v1/events", Some(&organizer), &crate::bookings::bookable_doc(5, 10)).await;
+    assert_eq!(posted.status(), StatusCode::CREATED);
+    let (a_id, a) = app.user_with(&[]).await;
+    let (b_id, b) = app.user_with(&[]).await;
+    for user in [&a_id, &b_id] {
+        let req = tg_bookings::model::BookingRequest {
+            event_id: "evt-t5".into(),
+            items: vec![tg_bookings::model::ItemRequest { ticket_type_id: "vip".into(), quantity: 1 }],
+        };
+        let (booking, _) = app.app.bookings.hold(user, "k", &req).await.unwrap();
+        app.app.bookings.confirm(&booking.id).await.unwrap();
+    }
     let rate = |t: &str, stars: i64| {
         let t = t.to_owned();
         let app = &app;
-        async move { app.send(Method::PUT, "/api/v1/events/evt-001/rating", Some(&t), &json!({"stars": stars})).await }
+        async move { app.send(Method::PUT, "/api/v1/events/evt-t5/rating", Some(&t), &json!({"stars": stars})).await }
     };
     assert_eq!(rate(&a, 5).await.status(), StatusCode::OK);
     assert_eq!(rate(&b, 2).await.status(), StatusCode::OK);
@@ -391,7 +402,7 @@ async fn analytics_and_ratings() {
     assert_eq!(doc["analytics"]["rating"], json!({"average": 4.5, "count": 2}));
     assert_problem(rate(&a, 6).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_problem(rate(&a, 0).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let res = app.send(Method::PUT, "/api/v1/events/evt-001/rating", None, &json!({"stars": 3})).await;
+    let res = app.send(Method::PUT, "/api/v1/events/evt-t5/rating", None, &json!({"stars": 3})).await;
     assert_problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod bookings;
 mod cli;
 mod discovery;
 mod events;
