@@ -64,9 +64,16 @@ pub struct BookingsService {
     pub(crate) users: Arc<dyn UserDirectory>,
     pub(crate) keys: TicketKeys,
     batcher: Batcher,
-    /// Event snapshots for holds, refreshed every second so edits apply promptly.
-    snapshots: Mutex<HashMap<String, (std::time::Instant, Arc<EventSnapshot>)>>,
+    /// Bookable events by the key clients use, refreshed every second so edits apply promptly.
+    snapshots: Mutex<HashMap<String, (std::time::Instant, Arc<Bookable>)>>,
     _workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// An event as holds see it.
+struct Bookable {
+    event: EventDocument,
+    derived: tg_events::document::Derived,
+    snapshot: Arc<EventSnapshot>,
 }
 
 /// Why a confirmation was refused.
@@ -132,14 +139,17 @@ impl BookingsService {
         }
     }
 
-    async fn snapshot(&self, event: &EventDocument) -> Arc<EventSnapshot> {
-        let mut cache = self.snapshots.lock().await;
-        if let Some((at, snap)) = cache.get(&event.id) {
+    /// The event named `key` (id or slug) with what holds need of it, cached for a second so a flash
+    /// sale does not re-read and re-parse the same document for every request.
+    async fn bookable(&self, key: &str) -> ApiResult<Option<Arc<Bookable>>> {
+        if let Some((at, b)) = self.snapshots.lock().await.get(key) {
             if at.elapsed() < Duration::from_secs(1) {
-                return snap.clone();
+                return Ok(Some(b.clone()));
             }
         }
-        let snap = Arc::new(EventSnapshot {
+        let Some(event) = self.events.event(key).await.map_err(ApiError::internal)? else { return Ok(None) };
+        let derived = event.validate().map_err(|_| ApiError::internal("stored event no longer validates"))?;
+        let snapshot = Arc::new(EventSnapshot {
             event_id: event.id.clone(),
             capacity: event.ticketing.total_capacity,
             max_per_user: event.ticketing.max_tickets_per_user,
@@ -158,8 +168,9 @@ impl BookingsService {
                 })
                 .collect(),
         });
-        cache.insert(event.id.clone(), (std::time::Instant::now(), snap.clone()));
-        snap
+        let b = Arc::new(Bookable { event, derived, snapshot });
+        self.snapshots.lock().await.insert(key.to_owned(), (std::time::Instant::now(), b.clone()));
+        Ok(Some(b))
     }
 
     /// Place a hold. `Ok((booking, replayed))`; a replay of the same key and body returns the first booking.
@@ -193,23 +204,23 @@ impl BookingsService {
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        let event = self.events.event(&req.event_id).await.map_err(ApiError::internal)?;
-        let Some(event) = event.filter(|e| e.status == "published" && e.visibility != "private") else {
+        let bookable = self.bookable(&req.event_id).await?;
+        let Some(bookable) = bookable.filter(|b| b.event.status == "published" && b.event.visibility != "private") else {
             return Err(ApiError::field("event_id", "no published event with this id"));
         };
+        let (event, derived) = (&bookable.event, &bookable.derived);
         let now = now_ms();
         let (b_start, b_end) =
             (parse_instant(&event.datetime.booking_start), parse_instant(&event.datetime.booking_end));
         if b_start.is_ok_and(|s| now < s) || b_end.is_ok_and(|e| now > e) {
             return Err(ApiError::conflict("booking_closed", "booking for this event is not open now"));
         }
-        let derived = event.validate().map_err(|_| ApiError::internal("stored event no longer validates"))?;
         let mut currency: Option<&str> = None;
         for (i, item) in req.items.iter().enumerate() {
             let Some(t) = event.ticketing.types.iter().find(|t| t.id == item.ticket_type_id) else {
                 return Err(ApiError::field(&format!("items[{i}].ticket_type_id"), "no such ticket type"));
             };
-            let (from, until) = sale_window(t, &derived);
+            let (from, until) = sale_window(t, derived);
             if now < from || now > until {
                 return Err(ApiError::conflict("not_on_sale", format!("ticket type {:?} is not on sale now", t.id)));
             }
@@ -218,7 +229,7 @@ impl BookingsService {
             }
             currency = Some(&t.currency);
         }
-        let snapshot = self.snapshot(&event).await;
+        let snapshot = bookable.snapshot.clone();
         let (reply, answer) = oneshot::channel();
         let job = HoldJob {
             user_id: user_id.to_owned(),
