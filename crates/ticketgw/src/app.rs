@@ -77,7 +77,7 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
     tracing::info!(target, "starting services");
     let db = open_db(settings).await?;
     let bus = Bus::new();
-    let users = UsersService::start(db.clone(), settings.users(listen)).await?;
+    let users = UsersService::start(db.clone(), bus.clone(), settings.users(listen)).await?;
     let late_bookings = Arc::new(LateBookings::default());
     let events = EventsService::new(
         db.clone(),

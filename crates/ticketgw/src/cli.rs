@@ -109,7 +109,8 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 .map(|r| r.parse::<Role>().map_err(|_| anyhow::anyhow!("unknown role {r:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let db = app::open_db(&s).await?;
-            let users = tg_users::UsersService::start(db.clone(), s.users(s.listen())).await?;
+            let users =
+                tg_users::UsersService::start(db.clone(), tg_platform::bus::Bus::new(), s.users(s.listen())).await?;
             let user = users.create_user(&email, &password, &display_name, &roles).await?;
             println!("created user {} ({}) with roles {:?}", user.id, email.trim().to_lowercase(), user.roles);
             db.close().await;

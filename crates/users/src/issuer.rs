@@ -241,7 +241,8 @@ mod tests {
         let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
         assert_ne!(kid(&before), kid(&after), "new tokens are signed with the new key");
         let jwks = issuer.jwks().await;
-        let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        let published: Vec<&str> =
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert!(published.contains(&kid(&before).as_str()) && published.contains(&kid(&after).as_str()));
         assert_eq!(issuer.verify(&before).await.unwrap().sub, "u1");
         assert_eq!(issuer.verify(&after).await.unwrap().sub, "u1");

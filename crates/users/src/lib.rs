@@ -18,6 +18,7 @@ use std::{sync::Arc, time::Duration};
 use base64::Engine;
 use tg_platform::{
     auth::{AuthError, Principal, Role, TokenVerifier},
+    bus::Bus,
     db::{is_unique_violation, Db, ServiceMigrations},
 };
 
@@ -70,6 +71,7 @@ pub struct UsersService {
     pub(crate) external: Option<ExternalOidc>,
     pub(crate) recaptcha: Option<Recaptcha>,
     pub(crate) limiter: LoginLimiter,
+    pub(crate) bus: Bus,
     pub(crate) config: UsersConfig,
 }
 
@@ -89,7 +91,7 @@ pub enum CreateUserError {
 }
 
 impl UsersService {
-    pub async fn start(db: Db, config: UsersConfig) -> anyhow::Result<Arc<UsersService>> {
+    pub async fn start(db: Db, bus: Bus, config: UsersConfig) -> anyhow::Result<Arc<UsersService>> {
         let store = Store { db };
         let public_url = config.public_url.trim_end_matches('/').to_owned();
         let issuer = Issuer::start(store.clone(), public_url, config.access_token_ttl, config.key_rotation).await?;
@@ -99,6 +101,7 @@ impl UsersService {
             external: config.external_oidc.clone().map(ExternalOidc::new),
             recaptcha: config.recaptcha.clone().map(Recaptcha::new),
             limiter: LoginLimiter::new(config.login_limits),
+            bus,
             config,
         });
         Ok(svc)
@@ -129,7 +132,12 @@ impl UsersService {
         let display_name = model::parse_display_name(display_name).map_err(CreateUserError::DisplayName)?;
         let hash = password::hash(&password).await?;
         match self.store.create_account(email.as_str(), &display_name, &hash, roles).await {
-            Ok(row) => Ok(self.view(row).await.map_err(anyhow::Error::from)?),
+            Ok(row) => {
+                let user = self.view(row).await.map_err(anyhow::Error::from)?;
+                let payload = serde_json::json!({"user_id": user.id, "email": user.email, "display_name": user.display_name, "language": user.language});
+                self.bus.publish("user.registered", payload);
+                Ok(user)
+            }
             Err(e) if is_unique_violation(&e) => Err(CreateUserError::EmailTaken),
             Err(e) => Err(CreateUserError::Other(e.into())),
         }

@@ -9,9 +9,13 @@ use crate::helpers::{assert_problem, spawn_app, spawn_with};
 #[tokio::test]
 async fn register_login_and_me() {
     let app = spawn_app().await;
+    let mut bus = app.app.bus.subscribe();
     let res = app.register("  Sokha@Example.COM ", "correct horse battery", "Sokha Chan").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let user: Value = res.json().await.unwrap();
+    let msg = bus.recv().await.unwrap();
+    assert_eq!(msg.routing_key, "user.registered");
+    assert_eq!(msg.payload["user_id"], user["id"]);
     assert_eq!(user["email"], "sokha@example.com");
     assert_eq!(user["roles"], json!(["user"]));
     assert!(user.get("password_hash").is_none() && !user.to_string().contains("argon2"));
