@@ -226,12 +226,22 @@ async fn decide_and_write(
     let mut count_args = vec![Arg::Text(event.event_id.clone())];
     count_args.extend(users.iter().map(|u| Arg::Text((*u).to_owned())));
 
+    // Keys already used by these users: an index scan on (user_id, idempotency_key) with two IN lists
+    // (a superset of the exact pairs, narrowed in `decide`), never a scan of the whole table.
+    let mut keys: Vec<&str> = jobs.iter().map(|j| j.idempotency_key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    let key_ph: Vec<String> = (0..keys.len()).map(|i| format!("${}", users.len() + i + 1)).collect();
     let key_sql = format!(
-        "SELECT id, user_id, idempotency_key, request_hash FROM bookings_bookings WHERE (user_id, idempotency_key) IN (VALUES {})",
-        placeholders(jobs.len(), 2, 1)
+        "SELECT id, user_id, idempotency_key, request_hash FROM bookings_bookings WHERE user_id IN ({}) AND idempotency_key IN ({})",
+        (1..=users.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+        key_ph.join(", ")
     );
-    let key_args: Vec<Arg> =
-        jobs.iter().flat_map(|j| [Arg::Text(j.user_id.clone()), Arg::Text(j.idempotency_key.clone())]).collect();
+    let key_args: Vec<Arg> = users
+        .iter()
+        .map(|u| Arg::Text((*u).to_owned()))
+        .chain(keys.iter().map(|k| Arg::Text((*k).to_owned())))
+        .collect();
 
     with_tx!(db, tx => {
         bind_args!(sqlx::query(&ensure_inventory), &args).execute(&mut *tx).await?;

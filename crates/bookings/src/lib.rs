@@ -181,13 +181,26 @@ impl BookingsService {
         req: &BookingRequest,
     ) -> ApiResult<(BookingView, bool)> {
         let request_hash = request_hash(req);
-        // A replay is answered whatever changed since (windows closing, stock selling out).
-        if let Some((id, hash)) = self.store.by_idempotency_key(user_id, idempotency_key).await? {
-            if hash != request_hash {
-                return Err(key_reused());
-            }
-            return Ok((self.booking_view(&id).await?, true));
+        match self.hold_new(user_id, idempotency_key, &request_hash, req).await {
+            // A refused request may be the replay of one that succeeded before things changed
+            // (window closed, stock sold out): the replay gets the booking. Checked only on refusal,
+            // so the hot path costs no extra query.
+            Err(refused) => match self.store.by_idempotency_key(user_id, idempotency_key).await? {
+                Some((id, hash)) if hash == request_hash => Ok((self.booking_view(&id).await?, true)),
+                Some(_) => Err(key_reused()),
+                None => Err(refused),
+            },
+            ok => ok,
         }
+    }
+
+    async fn hold_new(
+        &self,
+        user_id: &str,
+        idempotency_key: &str,
+        request_hash: &str,
+        req: &BookingRequest,
+    ) -> ApiResult<(BookingView, bool)> {
         let mut errors = Vec::new();
         if req.items.is_empty() || req.items.len() > 20 {
             errors.push(field("items", "must hold 1 to 20 ticket types"));
@@ -205,7 +218,8 @@ impl BookingsService {
             return Err(ApiError::validation(errors));
         }
         let bookable = self.bookable(&req.event_id).await?;
-        let Some(bookable) = bookable.filter(|b| b.event.status == "published" && b.event.visibility != "private") else {
+        let Some(bookable) = bookable.filter(|b| b.event.status == "published" && b.event.visibility != "private")
+        else {
             return Err(ApiError::field("event_id", "no published event with this id"));
         };
         let (event, derived) = (&bookable.event, &bookable.derived);
@@ -234,7 +248,7 @@ impl BookingsService {
         let job = HoldJob {
             user_id: user_id.to_owned(),
             idempotency_key: idempotency_key.to_owned(),
-            request_hash,
+            request_hash: request_hash.to_owned(),
             event: snapshot,
             items: req.items.iter().map(|i| (i.ticket_type_id.clone(), i.quantity)).collect(),
             reply,

@@ -120,3 +120,20 @@ pub async fn assert_problem(res: Response, status: StatusCode, code: &str) -> Va
     assert_eq!(body["status"], status.as_u16());
     body
 }
+
+/// The next domain event with `routing_key` (others are skipped), waiting at most five seconds.
+pub async fn next_event(
+    bus: &mut tokio::sync::broadcast::Receiver<tg_platform::bus::DomainEvent>,
+    routing_key: &str,
+) -> tg_platform::bus::DomainEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let msg = bus.recv().await.expect("bus open");
+            if msg.routing_key == routing_key {
+                return msg;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {routing_key} event"))
+}
