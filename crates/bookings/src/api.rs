@@ -218,11 +218,8 @@ pub struct Attendee {
 }
 
 async fn attendee_list(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<Vec<Attendee>> {
-    let event = svc.events.event(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
-    if !svc.events.manages(me, &event.id).await.map_err(ApiError::internal)? {
-        return Err(ApiError::forbidden("only the event's organizer or an admin sees attendees"));
-    }
-    let tickets = svc.store.tickets_of_event(&event.id).await?;
+    let event_id = managed_event(svc, me, id).await?;
+    let tickets = svc.store.tickets_of_event(&event_id).await?;
     let mut contacts = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(tickets.len());
     for t in tickets {
@@ -310,7 +307,7 @@ pub struct Staff {
 async fn managed_event(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<String> {
     let event = svc.events.event(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
     if !svc.events.manages(me, &event.id).await.map_err(ApiError::internal)? {
-        return Err(ApiError::forbidden("only the event's organizer or an admin appoints door staff"));
+        return Err(ApiError::forbidden("only the event's organizer or an admin may do this"));
     }
     Ok(event.id)
 }
@@ -336,11 +333,7 @@ async fn set_staff(
     }
     let mut emails: Vec<String> = Vec::new();
     for (i, e) in req.emails.iter().enumerate() {
-        let e = e.trim().to_lowercase();
-        if !e.contains('@') || e.len() > 254 || e.contains(char::is_whitespace) {
-            return Err(ApiError::field(&format!("emails[{i}]"), "must be an e-mail address"));
-        }
-        emails.push(e);
+        emails.push(tg_platform::validate::email(e).map_err(|m| ApiError::field(&format!("emails[{i}]"), m))?);
     }
     emails.sort();
     emails.dedup();

@@ -357,12 +357,9 @@ async fn set_invites(
     let mut emails = Vec::with_capacity(req.emails.len());
     let mut errors = Vec::new();
     for (i, e) in req.emails.iter().enumerate() {
-        let e = e.trim().to_lowercase();
-        match e.split_once('@') {
-            Some((l, d)) if !l.is_empty() && d.contains('.') && e.len() <= 254 && !e.contains(char::is_whitespace) => {
-                emails.push(e)
-            }
-            _ => errors.push(FieldError { field: format!("emails[{i}]"), message: "must be an e-mail address".into() }),
+        match tg_platform::validate::email(e) {
+            Ok(e) => emails.push(e),
+            Err(message) => errors.push(FieldError { field: format!("emails[{i}]"), message }),
         }
     }
     if !errors.is_empty() {

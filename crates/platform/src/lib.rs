@@ -10,5 +10,6 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 pub mod telemetry;
+pub mod validate;
 
 pub use problem::{ApiError, ApiResult};

@@ -121,8 +121,13 @@ impl ExternalOidc {
         cache.keys.get(kid).cloned().ok_or_else(|| AuthError::Invalid("unknown key id".into()))
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), AuthError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AuthError> {
         let unavailable = |e: reqwest::Error| AuthError::Unavailable(format!("identity provider: {e}"));
+        let res = self.http.get(url).send().await.and_then(|r| r.error_for_status()).map_err(unavailable)?;
+        res.json().await.map_err(unavailable)
+    }
+
+    async fn refresh(&self, cache: &mut Cache) -> Result<(), AuthError> {
         if cache.jwks_uri.is_none() {
             #[derive(Deserialize)]
             struct Discovery {
@@ -130,16 +135,7 @@ impl ExternalOidc {
                 jwks_uri: String,
             }
             let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
-            let d: Discovery = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(unavailable)?
-                .json()
-                .await
-                .map_err(unavailable)?;
+            let d: Discovery = self.get_json(&url).await?;
             if d.issuer != self.config.issuer {
                 return Err(AuthError::Unavailable(format!(
                     "discovery names issuer {:?}, expected {:?}",
@@ -149,16 +145,7 @@ impl ExternalOidc {
             cache.jwks_uri = Some(d.jwks_uri);
         }
         let uri = cache.jwks_uri.clone().unwrap_or_default();
-        let set: JwkSet = self
-            .http
-            .get(&uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let set: JwkSet = self.get_json(&uri).await?;
         cache.keys.clear();
         for jwk in &set.keys {
             let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };
