@@ -43,7 +43,9 @@ pub use tg_platform::db::Arg;
 macro_rules! fetch_dynamic {
     ($db:expr, $sql:expr, $args:expr, $row:ty) => {
         tg_platform::with_db!($db, pool => {
-            tg_platform::bind_args!(sqlx::query_as::<_, $row>($sql), $args).fetch_all(pool).await
+            // Not kept as a prepared statement: each search is planned for its actual values, never with a
+            // generic plan that ignores how selective they are.
+            tg_platform::bind_args!(sqlx::query_as::<_, $row>($sql).persistent(false), $args).fetch_all(pool).await
         })
     };
 }
