@@ -270,13 +270,15 @@ impl BookingsService {
 
     /// Turn a paid hold into confirmed tickets. Called by the payments service. Idempotent: confirming
     /// a confirmed booking returns it unchanged. A hold that expired is confirmed only if its seats can
-    /// be taken again; otherwise `SeatsGone`, and the payment is to be refunded.
+    /// be taken again within the per-user limit; otherwise `SeatsGone`, and the payment is to be refunded.
     pub async fn confirm(&self, booking_id: &str) -> Result<BookingView, ConfirmError> {
         let internal = |e: sqlx::Error| ConfirmError::Internal(e.to_string());
         let Some(before) = self.store.booking(booking_id).await.map_err(internal)? else {
             return Err(ConfirmError::NotFound);
         };
-        let outcome = self.store.confirm(booking_id, now_ms()).await.map_err(internal)?;
+        let event = self.bookable(&before.event_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))?;
+        let max_per_user = event.map(|b| b.snapshot.max_per_user).unwrap_or(i64::MAX);
+        let outcome = self.store.confirm(booking_id, now_ms(), max_per_user).await.map_err(internal)?;
         match outcome {
             store::ConfirmOutcome::Confirmed => {}
             store::ConfirmOutcome::AlreadyConfirmed => {

@@ -250,7 +250,7 @@ impl Store {
     }
 
     /// Confirm a paid booking (see `BookingsService::confirm`).
-    pub async fn confirm(&self, id: &str, now: i64) -> Result<ConfirmOutcome, sqlx::Error> {
+    pub async fn confirm(&self, id: &str, now: i64, max_per_user: i64) -> Result<ConfirmOutcome, sqlx::Error> {
         let row_sql = format!("SELECT status, expires_at FROM bookings_bookings WHERE id = $1{}", self.lock());
         let fresh: Option<ConfirmOutcome> = with_tx!(&self.db, tx => {
             let row: Option<(String, i64)> = sqlx::query_as(&row_sql).bind(id).fetch_optional(&mut *tx).await?;
@@ -283,14 +283,14 @@ impl Store {
         // A late payment: return the hold's seats first (if the sweeper has not), then try to take
         // them again as sold, all or nothing, within the same limits as a new hold.
         self.release(id, Release::Expire, None).await?;
-        match self.retake(id, now).await {
+        match self.retake(id, now, max_per_user).await {
             Ok(()) => Ok(ConfirmOutcome::Confirmed),
             Err(TxError::SeatsGone) => Ok(ConfirmOutcome::SeatsGone),
             Err(TxError::Db(e)) => Err(e),
         }
     }
 
-    async fn retake(&self, id: &str, now: i64) -> Result<(), TxError> {
+    async fn retake(&self, id: &str, now: i64, max_per_user: i64) -> Result<(), TxError> {
         with_tx!(&self.db, tx => {
             let moved = sqlx::query("UPDATE bookings_bookings SET status = 'confirmed', updated_at = $2 WHERE id = $1 AND status = 'expired'")
                 .bind(id).bind(now).execute(&mut *tx).await?.rows_affected();
@@ -313,8 +313,13 @@ impl Store {
                 return Err(TxError::SeatsGone);
             }
             let user: String = sqlx::query_scalar("SELECT user_id FROM bookings_bookings WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
-            sqlx::query("UPDATE bookings_user_counts SET tickets = tickets + $3 WHERE event_id = $1 AND user_id = $2")
-                .bind(&event_id).bind(&user).bind(total).execute(&mut *tx).await?;
+            // The per-user limit holds for late payments too: the user may have booked again meanwhile.
+            let n = sqlx::query(
+                "UPDATE bookings_user_counts SET tickets = tickets + $3 WHERE event_id = $1 AND user_id = $2 AND tickets + $3 <= $4")
+                .bind(&event_id).bind(&user).bind(total).bind(max_per_user).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(TxError::SeatsGone);
+            }
             sqlx::query("INSERT INTO bookings_audit_log (id, at, action, booking_id, detail) VALUES ($1, $2, 'booking.confirmed', $3, '{\"late_payment\":true}')")
                 .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(id).execute(&mut *tx).await?;
             Ok::<(), TxError>(())

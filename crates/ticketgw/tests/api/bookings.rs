@@ -449,7 +449,7 @@ fn random_operation_sequences_keep_the_invariants() {
         roles: vec![tg_platform::auth::Role::User, tg_platform::auth::Role::Organizer],
     };
     let case = std::sync::atomic::AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
     runner
         .run(&proptest::collection::vec(op(), 1..30), |ops| {
             let n = 1000 + case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
