@@ -97,7 +97,7 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
         Arc::new(UsersContacts(users.clone())),
         settings.bookings(),
     );
-    let _ = late_bookings.0.set(bookings.clone());
+    let _ = late_bookings.0.set(Arc::downgrade(&bookings));
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));

@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, Weak},
 };
 
 use tg_bookings::{
@@ -65,13 +65,14 @@ impl EventCatalog for EventsCatalog {
 }
 
 /// The events service's view of ticket counts. Events and bookings each need the other, so this is
-/// bound once the bookings service exists.
+/// bound once the bookings service exists, and holds it weakly: no reference cycle keeps the two
+/// services (and their database pools and workers) alive after the application is dropped.
 #[derive(Default)]
-pub struct LateBookings(pub OnceLock<Arc<BookingsService>>);
+pub struct LateBookings(pub OnceLock<Weak<BookingsService>>);
 
 impl LateBookings {
-    fn get(&self) -> anyhow::Result<&Arc<BookingsService>> {
-        self.0.get().ok_or_else(|| anyhow::anyhow!("bookings service not started"))
+    fn get(&self) -> anyhow::Result<Arc<BookingsService>> {
+        self.0.get().and_then(Weak::upgrade).ok_or_else(|| anyhow::anyhow!("bookings service not running"))
     }
 }
 
