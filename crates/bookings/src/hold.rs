@@ -13,7 +13,7 @@ use std::{collections::HashMap, sync::Arc};
 use tg_platform::{
     bind_args,
     clock::{now_ms, rfc3339},
-    db::{placeholders, Arg, Backend, Db},
+    db::{placeholders, Arg, Db},
     with_tx,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -196,7 +196,7 @@ async fn decide_and_write(
     now: i64,
     hold_ttl_ms: i64,
 ) -> Result<Vec<Decision>, sqlx::Error> {
-    let lock = if db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let lock = db.for_update();
     let mut type_ids: Vec<&String> = event.types.keys().collect();
     type_ids.sort();
 

@@ -7,7 +7,7 @@ use tg_events::ports::TypeCounts;
 use tg_platform::{
     bind_args,
     clock::{now_ms, rfc3339},
-    db::{placeholders, Arg, Backend, Db},
+    db::{placeholders, Arg, Db},
     with_db, with_tx,
 };
 
@@ -134,14 +134,6 @@ impl From<sqlx::Error> for TxError {
 }
 
 impl Store {
-    fn lock(&self) -> &'static str {
-        if self.db.backend() == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        }
-    }
-
     pub async fn by_idempotency_key(&self, user_id: &str, key: &str) -> Result<Option<(String, String)>, sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query_as(
             "SELECT id, request_hash FROM bookings_bookings WHERE user_id = $1 AND idempotency_key = $2")
@@ -251,7 +243,7 @@ impl Store {
 
     /// Confirm a paid booking (see `BookingsService::confirm`).
     pub async fn confirm(&self, id: &str, now: i64, max_per_user: i64) -> Result<ConfirmOutcome, sqlx::Error> {
-        let row_sql = format!("SELECT status, expires_at FROM bookings_bookings WHERE id = $1{}", self.lock());
+        let row_sql = format!("SELECT status, expires_at FROM bookings_bookings WHERE id = $1{}", self.db.for_update());
         let fresh: Option<ConfirmOutcome> = with_tx!(&self.db, tx => {
             let row: Option<(String, i64)> = sqlx::query_as(&row_sql).bind(id).fetch_optional(&mut *tx).await?;
             let Some((status, expires_at)) = row else { return Ok(ConfirmOutcome::Cancelled) };

@@ -129,7 +129,7 @@ async fn list_events(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<search::ListQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let page = search::list(&svc.store, &q, crate::now()).await?;
+    let page = search::list(&svc.store, &q, tg_platform::clock::now_ms()).await?;
     let lang = wanted_language(q.lang.as_deref(), &headers);
     let mut items = svc.documents(&page.rows).await?;
     if let Some(l) = lang.as_deref() {
@@ -238,7 +238,7 @@ pub struct CategoryCount {
 
 #[utoipa::path(get, path = "/api/v1/categories", tag = "events", responses((status = 200, body = Vec<CategoryCount>)))]
 async fn categories(svc: Svc) -> ApiResult<Json<Vec<CategoryCount>>> {
-    let rows = svc.store.categories(crate::now()).await?;
+    let rows = svc.store.categories(tg_platform::clock::now_ms()).await?;
     Ok(Json(rows.into_iter().map(|(id, name, events)| CategoryCount { id, name, events }).collect()))
 }
 
@@ -250,7 +250,7 @@ pub struct TagCount {
 
 #[utoipa::path(get, path = "/api/v1/tags", tag = "events", responses((status = 200, body = Vec<TagCount>)))]
 async fn tags(svc: Svc) -> ApiResult<Json<Vec<TagCount>>> {
-    let rows = svc.store.tags(crate::now()).await?;
+    let rows = svc.store.tags(tg_platform::clock::now_ms()).await?;
     Ok(Json(rows.into_iter().map(|(tag, events)| TagCount { tag, events }).collect()))
 }
 

@@ -18,7 +18,6 @@ use jiff::{tz::TimeZone, Timestamp};
 use tg_platform::{
     auth::{Principal, Role},
     bus::Bus,
-    clock::now_ms,
     db::{Db, ServiceMigrations},
     ApiError, ApiResult,
 };
@@ -367,8 +366,4 @@ fn local_time(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
         .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
         .unwrap_or_default()
-}
-
-pub(crate) fn now() -> i64 {
-    now_ms()
 }

@@ -161,6 +161,15 @@ impl Db {
         Ok(Db::Sqlite(pool))
     }
 
+    /// Row-lock suffix for a `SELECT` inside a write transaction: `FOR UPDATE` on PostgreSQL; nothing on
+    /// SQLite, whose `BEGIN IMMEDIATE` already holds the database's write lock.
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite(_) => Backend::Sqlite,
