@@ -1,7 +1,11 @@
 //! The built-in token issuer: Ed25519-signed access tokens (EdDSA JWTs) with rotating keys,
 //! published as JWKS, and opaque refresh tokens stored as SHA-256 hashes.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use base64::{engine::general_purpose::STANDARD as B64, engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -18,7 +22,7 @@ use crate::store::{KeyRow, Store};
 /// Audience of access tokens minted by the built-in issuer.
 pub const AUDIENCE: &str = "ticketgw";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
@@ -57,7 +61,13 @@ pub struct Issuer {
     keys: RwLock<Arc<KeySet>>,
     last_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
     rng: SystemRandom,
+    /// Tokens whose signature was checked, by SHA-256 of the token, until they expire: a client sends
+    /// the same token with every request, and an Ed25519 check costs more than the rest of a hold.
+    verified: Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// Most verified tokens remembered; beyond it the expired ones are dropped, or all if none has.
+const VERIFIED_CACHE_SIZE: usize = 100_000;
 
 impl Issuer {
     /// Load the current keys, creating the first one (or a fresh one when the newest is due for rotation).
@@ -77,6 +87,7 @@ impl Issuer {
             keys: RwLock::new(Arc::new(keys)),
             last_reload: Default::default(),
             rng,
+            verified: Default::default(),
         }))
     }
 
@@ -116,6 +127,25 @@ impl Issuer {
 
     /// Verify a token of this issuer: signature by a published key, `iss`, `aud`, `exp`.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, String> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let digest: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
+        let now = now_ms() / 1000;
+        if let Some(claims) = self.verified.lock().expect("cache lock").get(&digest).filter(|c| c.exp > now) {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_signed(token).await?;
+        let mut cache = self.verified.lock().expect("cache lock");
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.retain(|_, c| c.exp > now);
+            if cache.len() >= VERIFIED_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<AccessClaims, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         if header.alg != Algorithm::EdDSA {
             return Err("unexpected algorithm".into());

@@ -8,17 +8,24 @@
 //! The guarded counters (`sold + held ≤ quantity`, `≤ capacity`, per-user limits) are only ever
 //! changed inside such transactions, so correctness does not depend on the batching itself.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use tg_platform::{
     bind_args,
     clock::{now_ms, rfc3339},
-    db::{placeholders, Arg, Db},
+    db::{Arg, Db},
     with_tx,
 };
+
+use statements::BatchStatements;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{from_cents, BookingView, ItemView};
+
+mod statements;
 
 /// What a hold needs to know of an event, taken from its document.
 #[derive(Debug)]
@@ -183,10 +190,19 @@ async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
 }
 
 #[derive(sqlx::FromRow)]
-struct InvRow {
+pub(crate) struct InvRow {
     type_id: String,
     sold: i64,
     held: i64,
+}
+
+/// A booking row that already carries one of the batch's idempotency keys.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UsedKey {
+    id: String,
+    user_id: String,
+    idempotency_key: String,
+    request_hash: String,
 }
 
 async fn decide_and_write(
@@ -206,10 +222,9 @@ async fn decide_and_write(
         args.push(Arg::Text((*t).clone()));
         args.push(Arg::Int(event.types[*t].quantity));
     }
-    let rows: Vec<String> = (0..type_ids.len()).map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i)).collect();
     let ensure_inventory = format!(
         "INSERT INTO bookings_inventory (event_id, type_id, quantity) VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
+        (0..type_ids.len()).map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i)).collect::<Vec<_>>().join(", ")
     );
     let inventory_sql =
         format!("SELECT type_id, sold, held FROM bookings_inventory WHERE event_id = $1 ORDER BY type_id{lock}");
@@ -218,30 +233,7 @@ async fn decide_and_write(
     let mut users: Vec<&str> = jobs.iter().map(|j| j.user_id.as_str()).collect();
     users.sort();
     users.dedup();
-    let user_ph: Vec<String> = (0..users.len()).map(|i| format!("${}", i + 2)).collect();
-    let counts_sql = format!(
-        "SELECT user_id, tickets FROM bookings_user_counts WHERE event_id = $1 AND user_id IN ({}) ORDER BY user_id{lock}",
-        user_ph.join(", ")
-    );
-    let mut count_args = vec![Arg::Text(event.event_id.clone())];
-    count_args.extend(users.iter().map(|u| Arg::Text((*u).to_owned())));
-
-    // Keys already used by these users: an index scan on (user_id, idempotency_key) with two IN lists
-    // (a superset of the exact pairs, narrowed in `decide`), never a scan of the whole table.
-    let mut keys: Vec<&str> = jobs.iter().map(|j| j.idempotency_key.as_str()).collect();
-    keys.sort();
-    keys.dedup();
-    let key_ph: Vec<String> = (0..keys.len()).map(|i| format!("${}", users.len() + i + 1)).collect();
-    let key_sql = format!(
-        "SELECT id, user_id, idempotency_key, request_hash FROM bookings_bookings WHERE user_id IN ({}) AND idempotency_key IN ({})",
-        (1..=users.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-        key_ph.join(", ")
-    );
-    let key_args: Vec<Arg> = users
-        .iter()
-        .map(|u| Arg::Text((*u).to_owned()))
-        .chain(keys.iter().map(|k| Arg::Text((*k).to_owned())))
-        .collect();
+    let keys: Vec<(&str, &str)> = jobs.iter().map(|j| (j.user_id.as_str(), j.idempotency_key.as_str())).collect();
 
     with_tx!(db, tx => {
         bind_args!(sqlx::query(&ensure_inventory), &args).execute(&mut *tx).await?;
@@ -250,13 +242,23 @@ async fn decide_and_write(
         let inventory: Vec<InvRow> = sqlx::query_as(&inventory_sql).bind(&event.event_id).fetch_all(&mut *tx).await?;
         let (total_sold, total_held): (i64, i64) =
             sqlx::query_as(&totals_sql).bind(&event.event_id).fetch_one(&mut *tx).await?;
-        let counts: Vec<(String, i64)> = bind_args!(sqlx::query_as(&counts_sql), &count_args).fetch_all(&mut *tx).await?;
-        let existing: Vec<(String, String, String, String)> =
-            bind_args!(sqlx::query_as(&key_sql), &key_args).fetch_all(&mut *tx).await?;
+        let counts = tx.lock_user_counts(&event.event_id, &users).await?;
+        let used = tx.used_keys(&keys).await?;
 
-        let decisions = decide(event, jobs, &inventory, total_sold + total_held, &counts, &existing);
-        for (sql, args) in writes(event, jobs, &decisions, now, hold_ttl_ms) {
-            bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+        let decisions = decide(event, jobs, &inventory, total_sold + total_held, &counts, &used);
+        let writes = BatchWrites::of(event, jobs, &decisions, now, hold_ttl_ms);
+        if !writes.bookings.is_empty() {
+            for (type_id, n) in &writes.per_type {
+                sqlx::query(
+                    "UPDATE bookings_inventory SET held = held + $3, quantity = $4 WHERE event_id = $1 AND type_id = $2",
+                )
+                .bind(&event.event_id).bind(type_id).bind(n).bind(event.types[type_id].quantity)
+                .execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE bookings_event_totals SET held = held + $2, capacity = $3 WHERE event_id = $1")
+                .bind(&event.event_id).bind(writes.total).bind(event.capacity)
+                .execute(&mut *tx).await?;
+            tx.insert_holds(&writes).await?;
         }
         Ok::<_, sqlx::Error>(decisions)
     })
@@ -269,7 +271,7 @@ fn decide(
     inventory: &[InvRow],
     taken_total: i64,
     counts: &[(String, i64)],
-    existing: &[(String, String, String, String)],
+    used: &[UsedKey],
 ) -> Vec<Decision> {
     let mut taken: HashMap<&str, i64> = inventory.iter().map(|r| (r.type_id.as_str(), r.sold + r.held)).collect();
     let mut taken_total = taken_total;
@@ -278,9 +280,9 @@ fn decide(
     let mut decisions = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         let key = (job.user_id.as_str(), job.idempotency_key.as_str());
-        if let Some((id, _, _, hash)) = existing.iter().find(|(_, u, k, _)| u == key.0 && k == key.1) {
-            decisions.push(if *hash == job.request_hash {
-                Decision::Replay(id.clone())
+        if let Some(u) = used.iter().find(|u| u.user_id == key.0 && u.idempotency_key == key.1) {
+            decisions.push(if u.request_hash == job.request_hash {
+                Decision::Replay(u.id.clone())
             } else {
                 Decision::Reject(HoldError::KeyReused)
             });
@@ -325,112 +327,72 @@ fn decide(
     decisions
 }
 
-/// The statements writing a batch's accepted holds: counters once per type, rows in multi-row inserts.
-fn writes(
-    event: &EventSnapshot,
-    jobs: &[HoldJob],
-    decisions: &[Decision],
+/// The accepted holds of a batch, column by column, ready for multi-row inserts.
+#[derive(Default)]
+pub(crate) struct BatchWrites {
+    event_id: String,
     now: i64,
-    hold_ttl_ms: i64,
-) -> Vec<(String, Vec<Arg>)> {
-    let mut per_type: HashMap<&str, i64> = HashMap::new();
-    let mut per_user: HashMap<&str, i64> = HashMap::new();
-    let (mut bookings, mut items, mut audit) = (Vec::new(), Vec::new(), Vec::new());
-    let mut n_bookings = 0;
-    for (job, d) in jobs.iter().zip(decisions) {
-        let Decision::Accept { booking_id, amount, currency } = d else { continue };
-        n_bookings += 1;
-        *per_user.entry(job.user_id.as_str()).or_default() += job.items.iter().map(|(_, q)| q).sum::<i64>();
-        bookings.extend([
-            Arg::Text(booking_id.clone()),
-            Arg::Text(job.user_id.clone()),
-            Arg::Text(event.event_id.clone()),
-            Arg::Text("pending_payment".into()),
-            Arg::Int(*amount),
-            Arg::Text(currency.clone()),
-            Arg::Int(now + hold_ttl_ms),
-            Arg::Text(job.idempotency_key.clone()),
-            Arg::Text(job.request_hash.clone()),
-            Arg::Int(now),
-            Arg::Int(now),
-        ]);
-        for (t, q) in &job.items {
-            *per_type.entry(t.as_str()).or_default() += q;
-            let info = &event.types[t];
-            items.extend([
-                Arg::Text(booking_id.clone()),
-                Arg::Text(t.clone()),
-                Arg::Int(*q),
-                Arg::Int(info.price_cents),
-                Arg::Bool(info.refundable),
-            ]);
+    expires_at: i64,
+    /// (type id, tickets added), sorted by type id: the lock order.
+    per_type: Vec<(String, i64)>,
+    total: i64,
+    /// (user id, tickets added), sorted by user id.
+    per_user: Vec<(String, i64)>,
+    bookings: Vec<NewBooking>,
+    items: Vec<NewItem>,
+}
+
+pub(crate) struct NewBooking {
+    id: String,
+    user_id: String,
+    amount_cents: i64,
+    currency: String,
+    idempotency_key: String,
+    request_hash: String,
+    audit_id: String,
+}
+
+pub(crate) struct NewItem {
+    booking_id: String,
+    type_id: String,
+    quantity: i64,
+    unit_price_cents: i64,
+    refundable: bool,
+}
+
+impl BatchWrites {
+    fn of(event: &EventSnapshot, jobs: &[HoldJob], decisions: &[Decision], now: i64, hold_ttl_ms: i64) -> Self {
+        let mut per_type: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut per_user: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut w =
+            BatchWrites { event_id: event.event_id.clone(), now, expires_at: now + hold_ttl_ms, ..Default::default() };
+        for (job, d) in jobs.iter().zip(decisions) {
+            let Decision::Accept { booking_id, amount, currency } = d else { continue };
+            *per_user.entry(job.user_id.as_str()).or_default() += job.items.iter().map(|(_, q)| q).sum::<i64>();
+            w.bookings.push(NewBooking {
+                id: booking_id.clone(),
+                user_id: job.user_id.clone(),
+                amount_cents: *amount,
+                currency: currency.clone(),
+                idempotency_key: job.idempotency_key.clone(),
+                request_hash: job.request_hash.clone(),
+                audit_id: uuid::Uuid::now_v7().to_string(),
+            });
+            for (t, q) in &job.items {
+                *per_type.entry(t.as_str()).or_default() += q;
+                let info = &event.types[t];
+                w.items.push(NewItem {
+                    booking_id: booking_id.clone(),
+                    type_id: t.clone(),
+                    quantity: *q,
+                    unit_price_cents: info.price_cents,
+                    refundable: info.refundable,
+                });
+            }
         }
-        audit.extend([
-            Arg::Text(uuid::Uuid::now_v7().to_string()),
-            Arg::Int(now),
-            Arg::Text(job.user_id.clone()),
-            Arg::Text("booking.held".into()),
-            Arg::Text(booking_id.clone()),
-        ]);
+        w.total = per_type.values().sum();
+        w.per_type = per_type.into_iter().map(|(t, n)| (t.to_owned(), n)).collect();
+        w.per_user = per_user.into_iter().map(|(u, n)| (u.to_owned(), n)).collect();
+        w
     }
-    if n_bookings == 0 {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut types: Vec<(&str, i64)> = per_type.into_iter().collect();
-    types.sort();
-    for (t, n) in &types {
-        out.push((
-            "UPDATE bookings_inventory SET held = held + $3, quantity = $4 WHERE event_id = $1 AND type_id = $2"
-                .to_owned(),
-            vec![
-                Arg::Text(event.event_id.clone()),
-                Arg::Text((*t).to_owned()),
-                Arg::Int(*n),
-                Arg::Int(event.types[*t].quantity),
-            ],
-        ));
-    }
-    let total: i64 = types.iter().map(|(_, n)| n).sum();
-    out.push((
-        "UPDATE bookings_event_totals SET held = held + $2, capacity = $3 WHERE event_id = $1".to_owned(),
-        vec![Arg::Text(event.event_id.clone()), Arg::Int(total), Arg::Int(event.capacity)],
-    ));
-    let mut users: Vec<(&str, i64)> = per_user.into_iter().collect();
-    users.sort();
-    let user_args = users
-        .iter()
-        .flat_map(|(u, n)| [Arg::Text(event.event_id.clone()), Arg::Text((*u).to_owned()), Arg::Int(*n)])
-        .collect();
-    out.push((
-        format!(
-            "INSERT INTO bookings_user_counts (event_id, user_id, tickets) VALUES {}
-             ON CONFLICT (event_id, user_id) DO UPDATE SET tickets = bookings_user_counts.tickets + excluded.tickets",
-            placeholders(users.len(), 3, 1)
-        ),
-        user_args,
-    ));
-    out.push((
-        format!(
-            "INSERT INTO bookings_bookings (id, user_id, event_id, status, amount_cents, currency, expires_at,
-                idempotency_key, request_hash, created_at, updated_at) VALUES {}",
-            placeholders(n_bookings, 11, 1)
-        ),
-        bookings,
-    ));
-    out.push((
-        format!(
-            "INSERT INTO bookings_items (booking_id, type_id, quantity, unit_price_cents, refundable) VALUES {}",
-            placeholders(items.len() / 5, 5, 1)
-        ),
-        items,
-    ));
-    out.push((
-        format!(
-            "INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES {}",
-            placeholders(n_bookings, 5, 1)
-        ),
-        audit,
-    ));
-    out
 }
