@@ -364,7 +364,7 @@ pub async fn seed(
                 let doc = gen.event(i);
                 let derived = doc.validate().map_err(|e| anyhow::anyhow!("generated event {i} is invalid: {e:?}"))?;
                 store
-                    .insert(&doc, &derived, "bench")
+                    .insert(&doc, &derived, "bench", None)
                     .await
                     .map_err(|e| anyhow::anyhow!("inserting event {i}: {e:?}"))?;
                 let delta = gen.analytics(i);

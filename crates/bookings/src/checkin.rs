@@ -3,6 +3,7 @@
 
 use tg_platform::{
     auth::Principal,
+    bus::DomainEvent,
     clock::{now_ms, rfc3339},
     ApiError, ApiResult,
 };
@@ -93,11 +94,12 @@ impl BookingsService {
         if ticket.status == "cancelled" {
             return Ok(ScanResult { result: "cancelled".into(), ..base });
         }
-        if self.store.check_in(&ticket.id, at, scan.gate.as_deref()).await? {
-            self.bus.publish(
-                "ticket.checked_in",
-                serde_json::json!({"ticket_id": ticket.id, "event_id": event_id, "gate": scan.gate, "at": rfc3339(at)}),
-            );
+        let message = DomainEvent::new(
+            "ticket.checked_in",
+            serde_json::json!({"ticket_id": ticket.id, "event_id": event_id, "gate": scan.gate, "at": rfc3339(at)}),
+        );
+        if self.store.check_in(&ticket.id, at, scan.gate.as_deref(), &message).await? {
+            self.bus.committed();
             return Ok(ScanResult { result: "valid".into(), ..base });
         }
         let first = self.store.ticket(&ticket.id).await?.ok_or_else(|| ApiError::not_found("ticket"))?;

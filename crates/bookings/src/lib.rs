@@ -131,8 +131,8 @@ impl BookingsService {
                 return Ok(n);
             }
             for id in due {
-                if let Some(b) = self.store.release(&id, store::Release::Expire, None).await? {
-                    self.emit("booking.expired", &b);
+                if self.store.release(&id, store::Release::Expire, None).await?.is_some() {
+                    self.bus.committed();
                     n += 1;
                 }
             }
@@ -256,7 +256,7 @@ impl BookingsService {
         self.batcher.submit(job).await.map_err(hold_error)?;
         match answer.await.map_err(|_| ApiError::internal("hold worker stopped"))? {
             Ok(HoldOutcome::Created(b)) => {
-                self.emit("booking.held", &b);
+                self.bus.committed();
                 Ok((b, false))
             }
             Ok(HoldOutcome::Replayed(id)) => Ok((self.booking_view(&id).await?, true)),
@@ -278,22 +278,28 @@ impl BookingsService {
         };
         let event = self.bookable(&before.event_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))?;
         let max_per_user = event.map(|b| b.snapshot.max_per_user).unwrap_or(i64::MAX);
-        let outcome = self.store.confirm(booking_id, now_ms(), max_per_user).await.map_err(internal)?;
+        if before.status == "confirmed" {
+            return Ok(before);
+        }
+        let tickets = self.sign_tickets(&before).await.map_err(|e| ConfirmError::Internal(e.to_string()))?;
+        let outcome = self
+            .store
+            .confirm(booking_id, now_ms(), max_per_user, &before.user_id, &tickets)
+            .await
+            .map_err(internal)?;
         match outcome {
-            store::ConfirmOutcome::Confirmed => {}
+            store::ConfirmOutcome::Confirmed => self.bus.committed(),
             store::ConfirmOutcome::AlreadyConfirmed => {
                 return self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))
             }
             store::ConfirmOutcome::Cancelled => return Err(ConfirmError::Cancelled),
             store::ConfirmOutcome::SeatsGone => return Err(ConfirmError::SeatsGone),
         }
-        self.issue_tickets(&before).await.map_err(|e| ConfirmError::Internal(e.to_string()))?;
-        let after = self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))?;
-        self.emit("booking.confirmed", &after);
-        Ok(after)
+        self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))
     }
 
-    async fn issue_tickets(&self, b: &BookingView) -> anyhow::Result<()> {
+    /// One signed ticket per seat of `b`, to be stored with its confirmation.
+    async fn sign_tickets(&self, b: &BookingView) -> anyhow::Result<Vec<(tickets::TicketClaims, String)>> {
         let mut tickets = Vec::new();
         for item in &b.items {
             for _ in 0..item.quantity {
@@ -308,8 +314,7 @@ impl BookingsService {
                 tickets.push((claims, token));
             }
         }
-        self.store.insert_tickets(&b.id, &b.user_id, &tickets).await?;
-        Ok(())
+        Ok(tickets)
     }
 
     /// Cancel a booking for its holder: a hold is released; a confirmed booking whose tickets are all
@@ -332,22 +337,11 @@ impl BookingsService {
         };
         match self.store.release(booking_id, kind, Some(&p.user_id)).await? {
             Some(after) => {
-                self.emit("booking.cancelled", &after);
+                self.bus.committed();
                 Ok(after)
             }
             None => Err(ApiError::conflict("not_cancellable", "the booking changed meanwhile; reload it")),
         }
-    }
-
-    fn emit(&self, routing_key: &str, b: &BookingView) {
-        self.bus.publish(
-            routing_key,
-            serde_json::json!({
-                "booking_id": b.id, "event_id": b.event_id, "user_id": b.user_id, "status": b.status,
-                "total_amount": b.total_amount, "currency": b.currency,
-                "items": b.items.iter().map(|i| serde_json::json!({"ticket_type_id": i.ticket_type_id, "quantity": i.quantity})).collect::<Vec<_>>(),
-            }),
-        );
     }
 
     /// Inventory counters and row counts, for invariant checks in tests and operations.

@@ -1,6 +1,7 @@
 //! Request and response types of the bookings service.
 
 use serde::{Deserialize, Serialize};
+use tg_platform::bus::DomainEvent;
 use utoipa::ToSchema;
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -88,4 +89,29 @@ pub fn cents(amount: f64) -> i64 {
 
 pub fn from_cents(c: i64) -> f64 {
     c as f64 / 100.0
+}
+
+/// What the domain events about a booking carry, as read in the transaction that changed it.
+pub struct BookingFacts {
+    pub id: String,
+    pub event_id: String,
+    pub user_id: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// (ticket type id, quantity)
+    pub items: Vec<(String, i64)>,
+}
+
+impl BookingFacts {
+    /// The `routing_key` message about this booking, now in `status`.
+    pub fn message(&self, routing_key: &str, status: &str) -> DomainEvent {
+        DomainEvent::new(
+            routing_key,
+            serde_json::json!({
+                "booking_id": self.id, "event_id": self.event_id, "user_id": self.user_id, "status": status,
+                "total_amount": from_cents(self.amount_cents), "currency": self.currency,
+                "items": self.items.iter().map(|(t, q)| serde_json::json!({"ticket_type_id": t, "quantity": q})).collect::<Vec<_>>(),
+            }),
+        )
+    }
 }

@@ -4,33 +4,39 @@
 use std::collections::HashMap;
 
 use tg_events::ports::TypeCounts;
+use tg_messaging::OutboxWrite;
 use tg_platform::{
     bind_args,
+    bus::DomainEvent,
     clock::{now_ms, rfc3339},
     db::{placeholders, Arg, Db},
     with_db, with_tx,
 };
 
 use crate::{
-    model::{from_cents, BookingView, ItemView, TicketView},
+    model::{from_cents, BookingFacts, BookingView, ItemView, TicketView},
     tickets::TicketClaims,
 };
 
-/// A booking's event id and (type id, quantity) items, read inside the transaction `$tx`.
-macro_rules! booking_items {
+/// A booking's facts (see [`BookingFacts`]), read inside the transaction `$tx`.
+macro_rules! booking_facts {
     ($tx:ident, $id:expr) => {{
-        let event_id: String = sqlx::query_scalar("SELECT event_id FROM bookings_bookings WHERE id = $1")
-            .bind($id)
-            .fetch_one(&mut *$tx)
-            .await?;
+        let (event_id, user_id, amount_cents, currency): (String, String, i64, String) =
+            sqlx::query_as("SELECT event_id, user_id, amount_cents, currency FROM bookings_bookings WHERE id = $1")
+                .bind($id)
+                .fetch_one(&mut *$tx)
+                .await?;
         let items: Vec<(String, i64)> =
             sqlx::query_as("SELECT type_id, quantity FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
                 .bind($id)
                 .fetch_all(&mut *$tx)
                 .await?;
-        (event_id, items)
+        BookingFacts { id: $id.to_owned(), event_id, user_id, amount_cents, currency, items }
     }};
 }
+
+/// Tickets to insert with a confirmation: (claims, signed token) each.
+pub type NewTickets = [(TicketClaims, String)];
 
 #[derive(Clone)]
 pub struct Store {
@@ -206,23 +212,21 @@ impl Store {
             format!("UPDATE bookings_inventory SET {counter} = {counter} - $3 WHERE event_id = $1 AND type_id = $2");
         let tot_sql = format!("UPDATE bookings_event_totals SET {counter} = {counter} - $2 WHERE event_id = $1");
         let done: bool = with_tx!(&self.db, tx => {
-            let row: Option<(String, String)> = sqlx::query_as(
-                "UPDATE bookings_bookings SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2 AND expires_at <= $5
-                 RETURNING event_id, user_id")
-                .bind(id).bind(from).bind(to).bind(now).bind(deadline).fetch_optional(&mut *tx).await?;
-            match row {
-                None => Ok::<bool, sqlx::Error>(false),
-                Some((event_id, user_id)) => {
-                    let items: Vec<(String, i64)> = sqlx::query_as(
-                        "SELECT type_id, quantity FROM bookings_items WHERE booking_id = $1 ORDER BY type_id")
-                        .bind(id).fetch_all(&mut *tx).await?;
+            let moved = sqlx::query(
+                "UPDATE bookings_bookings SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2 AND expires_at <= $5")
+                .bind(id).bind(from).bind(to).bind(now).bind(deadline).execute(&mut *tx).await?.rows_affected();
+            match moved {
+                0 => Ok::<bool, sqlx::Error>(false),
+                _ => {
+                    let facts = booking_facts!(tx, id);
+                    let (event_id, user_id, items) = (&facts.event_id, &facts.user_id, &facts.items);
                     let total: i64 = items.iter().map(|(_, q)| q).sum();
-                    for (t, q) in &items {
-                        sqlx::query(&inv_sql).bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?;
+                    for (t, q) in items {
+                        sqlx::query(&inv_sql).bind(event_id).bind(t).bind(q).execute(&mut *tx).await?;
                     }
-                    sqlx::query(&tot_sql).bind(&event_id).bind(total).execute(&mut *tx).await?;
+                    sqlx::query(&tot_sql).bind(event_id).bind(total).execute(&mut *tx).await?;
                     sqlx::query("UPDATE bookings_user_counts SET tickets = tickets - $3 WHERE event_id = $1 AND user_id = $2")
-                        .bind(&event_id).bind(&user_id).bind(total).execute(&mut *tx).await?;
+                        .bind(event_id).bind(user_id).bind(total).execute(&mut *tx).await?;
                     if kind == Release::CancelConfirmed {
                         sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE booking_id = $1")
                             .bind(id).execute(&mut *tx).await?;
@@ -230,6 +234,7 @@ impl Store {
                     sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES ($1, $2, $3, $4, $5)")
                         .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(action).bind(id)
                         .execute(&mut *tx).await?;
+                    tx.enqueue(&[facts.message(action, to)]).await?;
                     Ok(true)
                 }
             }
@@ -241,8 +246,17 @@ impl Store {
         }
     }
 
-    /// Confirm a paid booking (see `BookingsService::confirm`).
-    pub async fn confirm(&self, id: &str, now: i64, max_per_user: i64) -> Result<ConfirmOutcome, sqlx::Error> {
+    /// Confirm a paid booking (see `BookingsService::confirm`), inserting its `tickets` and queueing
+    /// `booking.confirmed` in the same transaction.
+    pub async fn confirm(
+        &self,
+        id: &str,
+        now: i64,
+        max_per_user: i64,
+        holder: &str,
+        tickets: &NewTickets,
+    ) -> Result<ConfirmOutcome, sqlx::Error> {
+        let insert_tickets = tickets_insert(id, holder, tickets);
         let row_sql = format!("SELECT status, expires_at FROM bookings_bookings WHERE id = $1{}", self.db.for_update());
         let fresh: Option<ConfirmOutcome> = with_tx!(&self.db, tx => {
             let row: Option<(String, i64)> = sqlx::query_as(&row_sql).bind(id).fetch_optional(&mut *tx).await?;
@@ -251,18 +265,22 @@ impl Store {
                 "confirmed" => Ok::<_, sqlx::Error>(Some(ConfirmOutcome::AlreadyConfirmed)),
                 "cancelled" => Ok(Some(ConfirmOutcome::Cancelled)),
                 "pending_payment" if expires_at > now => {
-                    let (event_id, items) = booking_items!(tx, id);
-                    let total: i64 = items.iter().map(|(_, q)| q).sum();
-                    for (t, q) in &items {
+                    let facts = booking_facts!(tx, id);
+                    let total: i64 = facts.items.iter().map(|(_, q)| q).sum();
+                    for (t, q) in &facts.items {
                         sqlx::query("UPDATE bookings_inventory SET held = held - $3, sold = sold + $3 WHERE event_id = $1 AND type_id = $2")
-                            .bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?;
+                            .bind(&facts.event_id).bind(t).bind(q).execute(&mut *tx).await?;
                     }
                     sqlx::query("UPDATE bookings_event_totals SET held = held - $2, sold = sold + $2 WHERE event_id = $1")
-                        .bind(&event_id).bind(total).execute(&mut *tx).await?;
+                        .bind(&facts.event_id).bind(total).execute(&mut *tx).await?;
                     sqlx::query("UPDATE bookings_bookings SET status = 'confirmed', updated_at = $2 WHERE id = $1")
                         .bind(id).bind(now).execute(&mut *tx).await?;
                     sqlx::query("INSERT INTO bookings_audit_log (id, at, action, booking_id) VALUES ($1, $2, 'booking.confirmed', $3)")
                         .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(id).execute(&mut *tx).await?;
+                    if let Some((sql, args)) = &insert_tickets {
+                        bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+                    }
+                    tx.enqueue(&[facts.message("booking.confirmed", "confirmed")]).await?;
                     Ok(Some(ConfirmOutcome::Confirmed))
                 }
                 // Expired, or past its time and not yet swept: handled below.
@@ -275,78 +293,57 @@ impl Store {
         // A late payment: return the hold's seats first (if the sweeper has not), then try to take
         // them again as sold, all or nothing, within the same limits as a new hold.
         self.release(id, Release::Expire, None).await?;
-        match self.retake(id, now, max_per_user).await {
+        match self.retake(id, now, max_per_user, insert_tickets.as_ref()).await {
             Ok(()) => Ok(ConfirmOutcome::Confirmed),
             Err(TxError::SeatsGone) => Ok(ConfirmOutcome::SeatsGone),
             Err(TxError::Db(e)) => Err(e),
         }
     }
 
-    async fn retake(&self, id: &str, now: i64, max_per_user: i64) -> Result<(), TxError> {
+    async fn retake(
+        &self,
+        id: &str,
+        now: i64,
+        max_per_user: i64,
+        insert_tickets: Option<&(String, Vec<Arg>)>,
+    ) -> Result<(), TxError> {
         with_tx!(&self.db, tx => {
             let moved = sqlx::query("UPDATE bookings_bookings SET status = 'confirmed', updated_at = $2 WHERE id = $1 AND status = 'expired'")
                 .bind(id).bind(now).execute(&mut *tx).await?.rows_affected();
             if moved != 1 {
                 return Err(TxError::SeatsGone);
             }
-            let (event_id, items) = booking_items!(tx, id);
+            let facts = booking_facts!(tx, id);
+            let (event_id, user, items) = (&facts.event_id, &facts.user_id, &facts.items);
             let total: i64 = items.iter().map(|(_, q)| q).sum();
-            for (t, q) in &items {
+            for (t, q) in items {
                 let n = sqlx::query(
                     "UPDATE bookings_inventory SET sold = sold + $3 WHERE event_id = $1 AND type_id = $2 AND sold + held + $3 <= quantity")
-                    .bind(&event_id).bind(t).bind(q).execute(&mut *tx).await?.rows_affected();
+                    .bind(event_id).bind(t).bind(q).execute(&mut *tx).await?.rows_affected();
                 if n != 1 {
                     return Err(TxError::SeatsGone);
                 }
             }
             let n = sqlx::query("UPDATE bookings_event_totals SET sold = sold + $2 WHERE event_id = $1 AND sold + held + $2 <= capacity")
-                .bind(&event_id).bind(total).execute(&mut *tx).await?.rows_affected();
+                .bind(event_id).bind(total).execute(&mut *tx).await?.rows_affected();
             if n != 1 {
                 return Err(TxError::SeatsGone);
             }
-            let user: String = sqlx::query_scalar("SELECT user_id FROM bookings_bookings WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
             // The per-user limit holds for late payments too: the user may have booked again meanwhile.
             let n = sqlx::query(
                 "UPDATE bookings_user_counts SET tickets = tickets + $3 WHERE event_id = $1 AND user_id = $2 AND tickets + $3 <= $4")
-                .bind(&event_id).bind(&user).bind(total).bind(max_per_user).execute(&mut *tx).await?.rows_affected();
+                .bind(event_id).bind(user).bind(total).bind(max_per_user).execute(&mut *tx).await?.rows_affected();
             if n != 1 {
                 return Err(TxError::SeatsGone);
             }
             sqlx::query("INSERT INTO bookings_audit_log (id, at, action, booking_id, detail) VALUES ($1, $2, 'booking.confirmed', $3, '{\"late_payment\":true}')")
                 .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(id).execute(&mut *tx).await?;
+            if let Some((sql, args)) = insert_tickets {
+                bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
+            }
+            tx.enqueue(&[facts.message("booking.confirmed", "confirmed")]).await?;
             Ok::<(), TxError>(())
         })
-    }
-
-    pub async fn insert_tickets(
-        &self,
-        booking_id: &str,
-        user_id: &str,
-        tickets: &[(TicketClaims, String)],
-    ) -> Result<(), sqlx::Error> {
-        if tickets.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let mut args = Vec::new();
-        for (c, token) in tickets {
-            args.extend([
-                Arg::Text(c.tid.clone()),
-                Arg::Text(c.code.clone()),
-                Arg::Text(booking_id.to_owned()),
-                Arg::Text(c.eid.clone()),
-                Arg::Text(c.tt.clone()),
-                Arg::Text(user_id.to_owned()),
-                Arg::Text("valid".into()),
-                Arg::Text(token.clone()),
-                Arg::Int(now),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO bookings_tickets (id, code, booking_id, event_id, type_id, user_id, status, token, created_at) VALUES {}",
-            placeholders(tickets.len(), 9, 1)
-        );
-        with_db!(&self.db, pool => bind_args!(sqlx::query(&sql), &args).execute(pool).await.map(|_| ()))
     }
 
     pub async fn tickets_of_user(&self, user_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {
@@ -364,12 +361,23 @@ impl Store {
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(event_id).fetch_all(pool).await)
     }
 
-    /// Mark a ticket checked in if it was not; returns whether this call did it.
-    pub async fn check_in(&self, ticket_id: &str, at: i64, gate: Option<&str>) -> Result<bool, sqlx::Error> {
-        let n = with_db!(&self.db, pool => sqlx::query(
-            "UPDATE bookings_tickets SET checked_in_at = $2, checkin_gate = $3 WHERE id = $1 AND checked_in_at IS NULL AND status = 'valid'")
-            .bind(ticket_id).bind(at).bind(gate).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(n == 1)
+    /// Mark a ticket checked in if it was not, queueing `message` if so; returns whether this call did it.
+    pub async fn check_in(
+        &self,
+        ticket_id: &str,
+        at: i64,
+        gate: Option<&str>,
+        message: &DomainEvent,
+    ) -> Result<bool, sqlx::Error> {
+        with_tx!(&self.db, tx => {
+            let n = sqlx::query(
+                "UPDATE bookings_tickets SET checked_in_at = $2, checkin_gate = $3 WHERE id = $1 AND checked_in_at IS NULL AND status = 'valid'")
+                .bind(ticket_id).bind(at).bind(gate).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                tx.enqueue(std::slice::from_ref(message)).await?;
+            }
+            Ok::<_, sqlx::Error>(n == 1)
+        })
     }
 
     pub async fn scan_result(&self, nonce: &str) -> Result<Option<(String, String)>, sqlx::Error> {
@@ -463,4 +471,31 @@ impl Store {
             max_per_user: per_user.iter().map(|(_, _, rows)| *rows).max().unwrap_or(0),
         })
     }
+}
+
+/// The statement inserting a confirmation's tickets; `None` when there are none.
+fn tickets_insert(booking_id: &str, user_id: &str, tickets: &NewTickets) -> Option<(String, Vec<Arg>)> {
+    if tickets.is_empty() {
+        return None;
+    }
+    let now = now_ms();
+    let mut args = Vec::new();
+    for (c, token) in tickets {
+        args.extend([
+            Arg::Text(c.tid.clone()),
+            Arg::Text(c.code.clone()),
+            Arg::Text(booking_id.to_owned()),
+            Arg::Text(c.eid.clone()),
+            Arg::Text(c.tt.clone()),
+            Arg::Text(user_id.to_owned()),
+            Arg::Text("valid".into()),
+            Arg::Text(token.clone()),
+            Arg::Int(now),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO bookings_tickets (id, code, booking_id, event_id, type_id, user_id, status, token, created_at) VALUES {}",
+        placeholders(tickets.len(), 9, 1)
+    );
+    Some((sql, args))
 }

@@ -17,7 +17,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use jiff::{tz::TimeZone, Timestamp};
 use tg_platform::{
     auth::{Principal, Role},
-    bus::Bus,
+    bus::{Bus, DomainEvent},
     db::{Db, ServiceMigrations},
     ApiError, ApiResult,
 };
@@ -184,10 +184,9 @@ impl EventsService {
         doc.analytics = Analytics::default();
         doc.audit = Audit::default();
         doc.ticketing.tickets_sold = 0;
-        self.store.insert(&doc, &derived, &p.user_id).await.map_err(write_error)?;
-        if doc.status == "published" {
-            self.emit("event.published", &doc);
-        }
+        let message = (doc.status == "published").then(|| message("event.published", &doc));
+        self.store.insert(&doc, &derived, &p.user_id, message.as_ref()).await.map_err(write_error)?;
+        self.bus.committed();
         let row = self.store.by_key(&doc.id).await?.ok_or_else(|| ApiError::internal("event vanished after insert"))?;
         self.document(&row).await
     }
@@ -217,10 +216,9 @@ impl EventsService {
         self.check_inventory_kept(&row.id, &doc).await?;
         doc.analytics = Analytics::default();
         doc.audit = Audit::default();
-        self.store.update(&doc, &derived, &p.user_id).await.map_err(write_error)?;
-        if row.status == "published" {
-            self.emit("event.updated", &doc);
-        }
+        let message = (row.status == "published").then(|| message("event.updated", &doc));
+        self.store.update(&doc, &derived, &p.user_id, message.as_ref()).await.map_err(write_error)?;
+        self.bus.committed();
         let row = self.store.by_key(&row.id).await?.ok_or_else(|| ApiError::not_found("event"))?;
         self.document(&row).await
     }
@@ -261,18 +259,18 @@ impl EventsService {
     pub async fn act(&self, p: &Principal, id: &str, action: Action) -> ApiResult<EventDocument> {
         let row = self.managed_row(p, id).await?;
         let (from, to, routing_key) = action.rule();
-        if !self.store.transition(&row.id, from, to, &p.user_id).await? {
+        let mut moved: EventDocument = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+        moved.status = to.to_owned();
+        let message = routing_key.map(|key| message(key, &moved));
+        if !self.store.transition(&row.id, from, to, &p.user_id, message.as_ref()).await? {
             return Err(ApiError::conflict(
                 "invalid_transition",
                 format!("cannot {action:?} an event that is {}", row.status).to_lowercase(),
             ));
         }
         let row = self.store.by_key(&row.id).await?.ok_or_else(|| ApiError::not_found("event"))?;
-        let doc = self.document(&row).await?;
-        if let Some(key) = routing_key {
-            self.emit(key, &doc);
-        }
-        Ok(doc)
+        self.bus.committed();
+        self.document(&row).await
     }
 
     /// The event `key` (id or slug) if the caller may manage it; 404 when they may not even see it.
@@ -285,16 +283,6 @@ impl EventsService {
         } else {
             Err(ApiError::not_found("event"))
         }
-    }
-
-    fn emit(&self, routing_key: &str, doc: &EventDocument) {
-        self.bus.publish(
-            routing_key,
-            serde_json::json!({
-                "event_id": doc.id, "slug": doc.slug, "status": doc.status, "title": doc.title,
-                "organizer_id": doc.organizer.id, "start": doc.datetime.start,
-            }),
-        );
     }
 
     /// Whether the caller manages the event `key` (its organizer, or an admin); false when no such event.
@@ -366,4 +354,15 @@ fn local_time(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
         .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
         .unwrap_or_default()
+}
+
+/// The domain event about `doc` (queued in the outbox with the change).
+fn message(routing_key: &str, doc: &EventDocument) -> DomainEvent {
+    DomainEvent::new(
+        routing_key,
+        serde_json::json!({
+            "event_id": doc.id, "slug": doc.slug, "status": doc.status, "title": doc.title,
+            "organizer_id": doc.organizer.id, "start": doc.datetime.start,
+        }),
+    )
 }

@@ -1,6 +1,7 @@
 //! SQL of the events service (tables `events_*`). Portable SQL; runs on SQLite and PostgreSQL.
 
-use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
+use tg_messaging::OutboxWrite;
+use tg_platform::{bus::DomainEvent, clock::now_ms, db::Db, with_db, with_tx};
 
 use crate::document::{Derived, EventDocument};
 
@@ -71,8 +72,14 @@ impl Store {
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(key).fetch_optional(pool).await)
     }
 
-    /// Insert a validated document (its `id` set) with its tags.
-    pub async fn insert(&self, doc: &EventDocument, d: &Derived, actor: &str) -> Result<(), WriteError> {
+    /// Insert a validated document (its `id` set) with its tags, and queue `message` with it.
+    pub async fn insert(
+        &self,
+        doc: &EventDocument,
+        d: &Derived,
+        actor: &str,
+        message: Option<&DomainEvent>,
+    ) -> Result<(), WriteError> {
         let now = now_ms();
         let json = serde_json::to_string(doc).expect("document serializes");
         let res: Result<(), WriteError> = with_tx!(&self.db, tx => {
@@ -96,13 +103,21 @@ impl Store {
                 sqlx::query("INSERT INTO events_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(&doc.id).bind(tag.to_lowercase()).execute(&mut *tx).await?;
             }
+            tx.enqueue(message.map(std::slice::from_ref).unwrap_or_default()).await?;
             Ok(())
         });
         res
     }
 
-    /// Replace the document of an existing event (status kept as stored in `doc.status`).
-    pub async fn update(&self, doc: &EventDocument, d: &Derived, actor: &str) -> Result<(), WriteError> {
+    /// Replace the document of an existing event (status kept as stored in `doc.status`), and queue
+    /// `message` with it.
+    pub async fn update(
+        &self,
+        doc: &EventDocument,
+        d: &Derived,
+        actor: &str,
+        message: Option<&DomainEvent>,
+    ) -> Result<(), WriteError> {
         let json = serde_json::to_string(doc).expect("document serializes");
         let now = now_ms();
         let res: Result<(), WriteError> = with_tx!(&self.db, tx => {
@@ -127,19 +142,33 @@ impl Store {
                 sqlx::query("INSERT INTO events_tags (event_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(&doc.id).bind(tag.to_lowercase()).execute(&mut *tx).await?;
             }
+            tx.enqueue(message.map(std::slice::from_ref).unwrap_or_default()).await?;
             Ok(())
         });
         res
     }
 
-    /// Move an event from `from` (one of at most two states) to `to`; false when its status was neither.
-    pub async fn transition(&self, id: &str, from: &[&str], to: &str, actor: &str) -> Result<bool, sqlx::Error> {
+    /// Move an event from `from` (one of at most two states) to `to`, queueing `message` if it moved;
+    /// false when its status was neither.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        actor: &str,
+        message: Option<&DomainEvent>,
+    ) -> Result<bool, sqlx::Error> {
         let (a, b) = (from.first().copied().unwrap_or(""), from.last().copied().unwrap_or(""));
-        let n = with_db!(&self.db, pool => sqlx::query(
-            "UPDATE events_events SET status = $4, updated_at = $5, updated_by = $6 WHERE id = $1 AND (status = $2 OR status = $3)")
-            .bind(id).bind(a).bind(b).bind(to).bind(now_ms()).bind(actor)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(n == 1)
+        with_tx!(&self.db, tx => {
+            let n = sqlx::query(
+                "UPDATE events_events SET status = $4, updated_at = $5, updated_by = $6 WHERE id = $1 AND (status = $2 OR status = $3)")
+                .bind(id).bind(a).bind(b).bind(to).bind(now_ms()).bind(actor)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                tx.enqueue(message.map(std::slice::from_ref).unwrap_or_default()).await?;
+            }
+            Ok::<_, sqlx::Error>(n == 1)
+        })
     }
 
     pub async fn by_organizer(

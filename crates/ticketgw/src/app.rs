@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{middleware, Router};
 use tg_bookings::BookingsService;
 use tg_events::{EventsConfig, EventsService};
+use tg_messaging::{Consumer, Messaging};
 use tg_platform::{
     auth::{authenticate, TokenVerifier},
     bus::Bus,
@@ -67,12 +68,27 @@ impl Drop for App {
 /// Connect and migrate the database for `settings`.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
     let db = Db::connect(settings.database_url.as_deref(), &settings.data_dir(), settings.max_connections()).await?;
-    db.migrate(vec![tg_users::migrations(), tg_events::migrations(), tg_bookings::migrations()]).await?;
+    db.migrate(vec![
+        tg_messaging::migrations(),
+        tg_users::migrations(),
+        tg_events::migrations(),
+        tg_bookings::migrations(),
+    ])
+    .await?;
     Ok(db)
 }
 
 /// Build the application. `listen` is the bound address (for the default public URL).
 pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<App> {
+    build_with(settings, listen, Vec::new()).await
+}
+
+/// [`build`], with `extra_consumers` of domain events next to the platform's own.
+pub async fn build_with(
+    settings: &Settings,
+    listen: SocketAddr,
+    extra_consumers: Vec<Arc<dyn Consumer>>,
+) -> anyhow::Result<App> {
     let target = settings.target()?;
     tracing::info!(target, "starting services");
     let db = open_db(settings).await?;
@@ -107,13 +123,17 @@ pub async fn build(settings: &Settings, listen: SocketAddr) -> anyhow::Result<Ap
     let (routes, openapi) = api.split_for_parts();
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
+    let metrics = Metrics::new();
+    let messaging =
+        Messaging::start(db.clone(), bus.clone(), extra_consumers, settings.messaging(), metrics.registry())?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
-    let router = finish_router(routes, checks, Metrics::new());
-    let background = vec![
+    let router = finish_router(routes, checks, metrics);
+    let mut background = vec![
         tokio::spawn(users.clone().run_maintenance()),
         tokio::spawn(events.clone().run_maintenance()),
         tokio::spawn(bookings.clone().run_sweeper()),
     ];
+    background.extend(messaging.tasks);
     let app = App { router, db, users, events, bookings, bus, background };
     if settings.demo.unwrap_or(false) {
         crate::demo::seed(&app).await?;

@@ -88,6 +88,12 @@ pub struct Settings {
     /// ... then one more every this many seconds [default: 2].
     #[arg(long, env = "LOGIN_IP_PERIOD_SECS")]
     pub login_ip_period_secs: Option<u64>,
+    /// RabbitMQ to relay domain events to (amqp://user:pass@host:port/vhost); unset = in-process delivery.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Prefix of the RabbitMQ exchange and queue names [default: ticketgw].
+    #[arg(long, env = "AMQP_PREFIX")]
+    pub amqp_prefix: Option<String>,
 }
 
 /// Fill every unset field of `$a` from `$b`.
@@ -127,7 +133,11 @@ impl Settings {
             login_account_burst,
             login_account_period_secs,
             login_ip_burst,
-            login_ip_period_secs
+            login_ip_period_secs,
+            max_banner_bytes,
+            hold_ttl_secs,
+            amqp_url,
+            amqp_prefix
         );
         Ok(self)
     }
@@ -145,6 +155,14 @@ impl Settings {
     }
     pub fn json_logs(&self) -> bool {
         self.log_format.as_deref() == Some("json")
+    }
+    pub fn messaging(&self) -> tg_messaging::MessagingConfig {
+        let d = tg_messaging::MessagingConfig::default();
+        tg_messaging::MessagingConfig {
+            amqp_url: self.amqp_url.clone(),
+            amqp_prefix: self.amqp_prefix.clone().unwrap_or(d.amqp_prefix.clone()),
+            ..d
+        }
     }
     pub fn bookings(&self) -> tg_bookings::BookingsConfig {
         let d = tg_bookings::BookingsConfig::default();

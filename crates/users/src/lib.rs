@@ -133,10 +133,8 @@ impl UsersService {
         let hash = password::hash(&password).await?;
         match self.store.create_account(email.as_str(), &display_name, &hash, roles).await {
             Ok(row) => {
-                let user = self.view(row).await.map_err(anyhow::Error::from)?;
-                let payload = serde_json::json!({"user_id": user.id, "email": user.email, "display_name": user.display_name, "language": user.language});
-                self.bus.publish("user.registered", payload);
-                Ok(user)
+                self.bus.committed();
+                Ok(self.view(row).await.map_err(anyhow::Error::from)?)
             }
             Err(e) if is_unique_violation(&e) => Err(CreateUserError::EmailTaken),
             Err(e) => Err(CreateUserError::Other(e.into())),

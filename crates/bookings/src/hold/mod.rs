@@ -21,9 +21,10 @@ use tg_platform::{
 };
 
 use statements::BatchStatements;
+use tg_messaging::OutboxWrite;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::{from_cents, BookingView, ItemView};
+use crate::model::{from_cents, BookingFacts, BookingView, ItemView};
 
 mod statements;
 
@@ -259,6 +260,7 @@ async fn decide_and_write(
                 .bind(&event.event_id).bind(writes.total).bind(event.capacity)
                 .execute(&mut *tx).await?;
             tx.insert_holds(&writes).await?;
+            tx.enqueue(&writes.messages()).await?;
         }
         Ok::<_, sqlx::Error>(decisions)
     })
@@ -361,6 +363,25 @@ pub(crate) struct NewItem {
 }
 
 impl BatchWrites {
+    /// `booking.held` for every accepted hold.
+    fn messages(&self) -> Vec<tg_platform::bus::DomainEvent> {
+        self.bookings
+            .iter()
+            .map(|b| {
+                let items = self.items.iter().filter(|i| i.booking_id == b.id);
+                BookingFacts {
+                    id: b.id.clone(),
+                    event_id: self.event_id.clone(),
+                    user_id: b.user_id.clone(),
+                    amount_cents: b.amount_cents,
+                    currency: b.currency.clone(),
+                    items: items.map(|i| (i.type_id.clone(), i.quantity)).collect(),
+                }
+                .message("booking.held", "pending_payment")
+            })
+            .collect()
+    }
+
     fn of(event: &EventSnapshot, jobs: &[HoldJob], decisions: &[Decision], now: i64, hold_ttl_ms: i64) -> Self {
         let mut per_type: BTreeMap<&str, i64> = BTreeMap::new();
         let mut per_user: BTreeMap<&str, i64> = BTreeMap::new();

@@ -52,11 +52,19 @@ pub async fn fresh_settings() -> (Settings, Option<PathBuf>) {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_with_consumers(configure, Vec::new()).await
+}
+
+/// An application with extra consumers of domain events.
+pub async fn spawn_with_consumers(
+    configure: impl FnOnce(&mut Settings),
+    consumers: Vec<std::sync::Arc<dyn tg_messaging::Consumer>>,
+) -> TestApp {
     let (mut settings, sqlite_dir) = fresh_settings().await;
     configure(&mut settings);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = ticketgw::app::build(&settings, addr).await.expect("build app");
+    let app = ticketgw::app::build_with(&settings, addr, consumers).await.expect("build app");
     let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         axum::serve(listener, service).await.unwrap();

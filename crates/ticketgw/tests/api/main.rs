@@ -9,6 +9,7 @@ mod discovery;
 mod events;
 mod external_oidc;
 mod helpers;
+mod messaging;
 mod organizers;
 mod platform;
 mod recaptcha;
