@@ -11,7 +11,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tg_platform::{
     auth::Principal,
-    http::{ApiJson, ApiPath},
+    http::{idempotency_key, ApiJson, ApiPath},
     problem::Problem,
     ApiError, ApiResult,
 };
@@ -55,17 +55,7 @@ async fn create_booking(
     headers: HeaderMap,
     ApiJson(req): ApiJson<BookingRequest>,
 ) -> ApiResult<Response> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "idempotency_key_required",
-                "an Idempotency-Key header (1 to 200 characters) is required",
-            )
-        })?;
+    let key = idempotency_key(&headers)?;
     let (booking, replayed) = svc.hold(&me.user_id, key, &req).await?;
     let mut res = (StatusCode::CREATED, Json(booking)).into_response();
     if replayed {

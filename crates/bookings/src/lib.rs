@@ -264,6 +264,11 @@ impl BookingsService {
         }
     }
 
+    /// The booking, whoever holds it (for other services; handlers check ownership).
+    pub async fn find(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+        self.store.booking(id).await
+    }
+
     pub async fn booking_view(&self, id: &str) -> ApiResult<BookingView> {
         self.store.booking(id).await?.ok_or_else(|| ApiError::not_found("booking"))
     }
@@ -324,23 +329,57 @@ impl BookingsService {
         if b.user_id != p.user_id && !p.is_admin() {
             return Err(ApiError::not_found("booking"));
         }
-        let kind = match b.status.as_str() {
-            "pending_payment" => store::Release::CancelHold,
-            "confirmed" if b.items.iter().all(|i| i.refundable) => store::Release::CancelConfirmed,
-            "confirmed" => return Err(ApiError::conflict("not_refundable", "these tickets are not refundable")),
+        match b.status.as_str() {
+            "pending_payment" => {
+                match self.store.release(booking_id, store::Release::CancelHold, Some(&p.user_id)).await? {
+                    Some(after) => {
+                        self.bus.committed();
+                        Ok(after)
+                    }
+                    None => Err(ApiError::conflict("not_cancellable", "the booking changed meanwhile; reload it")),
+                }
+            }
+            "confirmed" => self.refund_tickets(p, booking_id, None).await.map(|(after, _)| after),
             other => {
-                return Err(ApiError::conflict(
-                    "not_cancellable",
-                    format!("a booking that is {other} cannot be cancelled"),
-                ))
+                Err(ApiError::conflict("not_cancellable", format!("a booking that is {other} cannot be cancelled")))
             }
+        }
+    }
+
+    /// Cancel tickets of a confirmed booking for a refund (all valid ones when `tickets` is `None`),
+    /// returning their seats. Allowed to the holder, the event's organizer and admins, and only for
+    /// refundable ticket types. The `booking.cancelled` message carries `refund_cents`, from which
+    /// the payments service pays the money back. Returns the booking after and the refund in cents.
+    pub async fn refund_tickets(
+        &self,
+        p: &Principal,
+        booking_id: &str,
+        tickets: Option<&[String]>,
+    ) -> ApiResult<(BookingView, i64)> {
+        let b = self.booking_view(booking_id).await?;
+        let manages = self.events.manages(p, &b.event_id).await.map_err(ApiError::internal)?;
+        if b.user_id != p.user_id && !manages {
+            return Err(ApiError::not_found("booking"));
+        }
+        let tickets: Vec<String> = match tickets {
+            Some([]) => return Err(ApiError::field("tickets", "name at least one ticket")),
+            Some(t) => t.to_vec(),
+            None => self.store.valid_tickets_of_booking(booking_id).await?,
         };
-        match self.store.release(booking_id, kind, Some(&p.user_id)).await? {
-            Some(after) => {
+        match self.store.cancel_tickets(booking_id, &tickets, Some(&p.user_id)).await? {
+            Ok(cents) => {
                 self.bus.committed();
-                Ok(after)
+                Ok((self.booking_view(booking_id).await?, cents))
             }
-            None => Err(ApiError::conflict("not_cancellable", "the booking changed meanwhile; reload it")),
+            Err(store::TicketRefusal::NotConfirmed) => {
+                Err(ApiError::conflict("not_cancellable", format!("a booking that is {} cannot be refunded", b.status)))
+            }
+            Err(store::TicketRefusal::NoSuchTicket(t)) => {
+                Err(ApiError::field("tickets", format!("{t:?} is not a valid ticket of this booking")))
+            }
+            Err(store::TicketRefusal::NotRefundable(t)) => {
+                Err(ApiError::conflict("not_refundable", format!("tickets of type {t:?} are not refundable")))
+            }
         }
     }
 

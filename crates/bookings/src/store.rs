@@ -49,8 +49,13 @@ pub enum Release {
     Expire,
     /// A hold the user gave up.
     CancelHold,
-    /// A paid booking cancelled for a refund.
-    CancelConfirmed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketRefusal {
+    NotConfirmed,
+    NoSuchTicket(String),
+    NotRefundable(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -204,7 +209,6 @@ impl Store {
         let (from, to, counter, action) = match kind {
             Release::Expire => ("pending_payment", "expired", "held", "booking.expired"),
             Release::CancelHold => ("pending_payment", "cancelled", "held", "booking.cancelled"),
-            Release::CancelConfirmed => ("confirmed", "cancelled", "sold", "booking.cancelled"),
         };
         // Only expiry waits for the clock; the user may give a hold up at any time.
         let deadline = if kind == Release::Expire { now } else { i64::MAX };
@@ -227,10 +231,6 @@ impl Store {
                     sqlx::query(&tot_sql).bind(event_id).bind(total).execute(&mut *tx).await?;
                     sqlx::query("UPDATE bookings_user_counts SET tickets = tickets - $3 WHERE event_id = $1 AND user_id = $2")
                         .bind(event_id).bind(user_id).bind(total).execute(&mut *tx).await?;
-                    if kind == Release::CancelConfirmed {
-                        sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE booking_id = $1")
-                            .bind(id).execute(&mut *tx).await?;
-                    }
                     sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES ($1, $2, $3, $4, $5)")
                         .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(action).bind(id)
                         .execute(&mut *tx).await?;
@@ -244,6 +244,75 @@ impl Store {
         } else {
             Ok(None)
         }
+    }
+
+    /// Cancel some valid tickets of a confirmed booking for a refund and return their seats; the
+    /// booking becomes `cancelled` when none is left. Tickets of non-refundable types are refused.
+    /// Returns the cancelled tickets' worth in cents, or why they cannot be cancelled.
+    pub async fn cancel_tickets(
+        &self,
+        booking_id: &str,
+        ticket_ids: &[String],
+        actor: Option<&str>,
+    ) -> Result<Result<i64, TicketRefusal>, sqlx::Error> {
+        let now = now_ms();
+        let lock = self.db.for_update();
+        let booking_sql = format!("SELECT status FROM bookings_bookings WHERE id = $1{lock}");
+        with_tx!(&self.db, tx => {
+            let status: Option<String> = sqlx::query_scalar(&booking_sql).bind(booking_id).fetch_optional(&mut *tx).await?;
+            if status.as_deref() != Some("confirmed") {
+                return Ok(Err(TicketRefusal::NotConfirmed));
+            }
+            let facts = booking_facts!(tx, booking_id);
+            let prices: Vec<(String, i64, bool)> = sqlx::query_as(
+                "SELECT type_id, unit_price_cents, refundable FROM bookings_items WHERE booking_id = $1")
+                .bind(booking_id).fetch_all(&mut *tx).await?;
+            let mut per_type: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut worth = 0;
+            for ticket_id in ticket_ids {
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT type_id, status FROM bookings_tickets WHERE id = $1 AND booking_id = $2")
+                    .bind(ticket_id).bind(booking_id).fetch_optional(&mut *tx).await?;
+                let Some((type_id, "valid")) = row.as_ref().map(|(t, s)| (t.clone(), s.as_str())) else {
+                    return Ok(Err(TicketRefusal::NoSuchTicket(ticket_id.clone())));
+                };
+                let Some((_, price, refundable)) = prices.iter().find(|(t, _, _)| *t == type_id) else {
+                    return Ok(Err(TicketRefusal::NoSuchTicket(ticket_id.clone())));
+                };
+                if !refundable {
+                    return Ok(Err(TicketRefusal::NotRefundable(type_id)));
+                }
+                worth += price;
+                *per_type.entry(type_id).or_default() += 1;
+            }
+            let total: i64 = per_type.values().sum();
+            for (t, n) in &per_type {
+                sqlx::query("UPDATE bookings_inventory SET sold = sold - $3 WHERE event_id = $1 AND type_id = $2")
+                    .bind(&facts.event_id).bind(t).bind(n).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE bookings_event_totals SET sold = sold - $2 WHERE event_id = $1")
+                .bind(&facts.event_id).bind(total).execute(&mut *tx).await?;
+            sqlx::query("UPDATE bookings_user_counts SET tickets = tickets - $3 WHERE event_id = $1 AND user_id = $2")
+                .bind(&facts.event_id).bind(&facts.user_id).bind(total).execute(&mut *tx).await?;
+            for ticket_id in ticket_ids {
+                sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE id = $1")
+                    .bind(ticket_id).execute(&mut *tx).await?;
+            }
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bookings_tickets WHERE booking_id = $1 AND status = 'valid'")
+                .bind(booking_id).fetch_one(&mut *tx).await?;
+            let status = if left == 0 { "cancelled" } else { "confirmed" };
+            sqlx::query("UPDATE bookings_bookings SET status = $2, updated_at = $3 WHERE id = $1")
+                .bind(booking_id).bind(status).bind(now).execute(&mut *tx).await?;
+            let detail = serde_json::json!({"tickets": ticket_ids}).to_string();
+            sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id, detail) VALUES ($1, $2, $3, 'booking.cancelled', $4, $5)")
+                .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(booking_id).bind(&detail)
+                .execute(&mut *tx).await?;
+            let mut message = facts.message("booking.cancelled", status);
+            message.payload["cancelled_tickets"] = serde_json::json!(ticket_ids);
+            message.payload["refund_cents"] = serde_json::json!(worth);
+            tx.enqueue(&[message]).await?;
+            Ok::<_, sqlx::Error>(Ok(worth))
+        })
     }
 
     /// Confirm a paid booking (see `BookingsService::confirm`), inserting its `tickets` and queueing
@@ -344,6 +413,12 @@ impl Store {
             tx.enqueue(&[facts.message("booking.confirmed", "confirmed")]).await?;
             Ok::<(), TxError>(())
         })
+    }
+
+    pub async fn valid_tickets_of_booking(&self, booking_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT id FROM bookings_tickets WHERE booking_id = $1 AND status = 'valid' ORDER BY id")
+            .bind(booking_id).fetch_all(pool).await)
     }
 
     pub async fn tickets_of_user(&self, user_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {

@@ -141,3 +141,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         Ok(ClientIp(ip))
     }
 }
+
+/// The request's `Idempotency-Key` header (1 to 200 characters), required on POSTs with money or
+/// inventory effects.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<&str, crate::ApiError> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            crate::ApiError::bad_request(
+                "idempotency_key_required",
+                "an Idempotency-Key header (1 to 200 characters) is required",
+            )
+        })
+}

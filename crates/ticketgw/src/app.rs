@@ -6,6 +6,7 @@ use axum::{middleware, Router};
 use tg_bookings::BookingsService;
 use tg_events::{EventsConfig, EventsService};
 use tg_messaging::{Consumer, Messaging};
+use tg_payments::PaymentsService;
 use tg_platform::{
     auth::{authenticate, TokenVerifier},
     bus::Bus,
@@ -24,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     config::Settings,
     docs,
-    wiring::{EventsCatalog, LateBookings, UsersContacts, UsersDirectory},
+    wiring::{BookingsForPayments, EventsCatalog, LateBookings, UsersContacts, UsersDirectory},
 };
 
 #[derive(OpenApi)]
@@ -53,6 +54,7 @@ pub struct App {
     pub users: Arc<UsersService>,
     pub events: Arc<EventsService>,
     pub bookings: Arc<BookingsService>,
+    pub payments: Arc<PaymentsService>,
     pub bus: Bus,
     background: Vec<JoinHandle<()>>,
 }
@@ -73,6 +75,7 @@ pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
         tg_users::migrations(),
         tg_events::migrations(),
         tg_bookings::migrations(),
+        tg_payments::migrations(),
     ])
     .await?;
     Ok(db)
@@ -114,27 +117,41 @@ pub async fn build_with(
         settings.bookings(),
     );
     let _ = late_bookings.0.set(Arc::downgrade(&bookings));
+    let payments = PaymentsService::new(
+        db.clone(),
+        bus.clone(),
+        Arc::new(BookingsForPayments(bookings.clone())),
+        settings.payments(listen),
+    );
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));
     if target == "all" {
-        api = api.merge(tg_events::api::router(events.clone())).merge(tg_bookings::api::router(bookings.clone()));
+        api = api
+            .merge(tg_events::api::router(events.clone()))
+            .merge(tg_bookings::api::router(bookings.clone()))
+            .merge(tg_payments::api::router(payments.clone()));
     }
-    let (routes, openapi) = api.split_for_parts();
+    let (mut routes, openapi) = api.split_for_parts();
+    if target == "all" {
+        routes = routes.merge(tg_payments::api::pages(payments.clone()));
+    }
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
     let metrics = Metrics::new();
-    let messaging =
-        Messaging::start(db.clone(), bus.clone(), extra_consumers, settings.messaging(), metrics.registry())?;
+    let mut consumers = vec![payments.consumer()];
+    consumers.extend(extra_consumers);
+    let messaging = Messaging::start(db.clone(), bus.clone(), consumers, settings.messaging(), metrics.registry())?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     let router = finish_router(routes, checks, metrics);
     let mut background = vec![
         tokio::spawn(users.clone().run_maintenance()),
         tokio::spawn(events.clone().run_maintenance()),
         tokio::spawn(bookings.clone().run_sweeper()),
+        tokio::spawn(payments.clone().run_maintenance()),
     ];
     background.extend(messaging.tasks);
-    let app = App { router, db, users, events, bookings, bus, background };
+    let app = App { router, db, users, events, bookings, payments, bus, background };
     if settings.demo.unwrap_or(false) {
         crate::demo::seed(&app).await?;
         tracing::info!("demo data loaded");

@@ -94,6 +94,33 @@ pub struct Settings {
     /// Prefix of the RabbitMQ exchange and queue names [default: ticketgw].
     #[arg(long, env = "AMQP_PREFIX")]
     pub amqp_prefix: Option<String>,
+    /// Secret signing the sandbox provider's webhooks [default: random at each start].
+    #[arg(long, env = "SANDBOX_WEBHOOK_SECRET", hide_env_values = true)]
+    pub sandbox_webhook_secret: Option<String>,
+    /// Bakong account receiving KHQR payments (name@bank); unset = no KHQR (demo: ticketgw_demo@devb).
+    #[arg(long, env = "KHQR_ACCOUNT_ID")]
+    pub khqr_account_id: Option<String>,
+    /// Merchant name shown in KHQR codes [default: Ticket Gateway].
+    #[arg(long, env = "KHQR_MERCHANT_NAME")]
+    pub khqr_merchant_name: Option<String>,
+    /// Merchant city in KHQR codes [default: Phnom Penh].
+    #[arg(long, env = "KHQR_MERCHANT_CITY")]
+    pub khqr_merchant_city: Option<String>,
+    /// Bakong Open API [default: https://api-bakong.nbc.gov.kh].
+    #[arg(long, env = "BAKONG_API_URL")]
+    pub bakong_api_url: Option<String>,
+    /// Bakong Open API token.
+    #[arg(long, env = "BAKONG_API_TOKEN", hide_env_values = true)]
+    pub bakong_api_token: Option<String>,
+    /// Stripe secret key; unset = no card payments.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe webhook signing secret (whsec_…).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe API [default: https://api.stripe.com].
+    #[arg(long, env = "STRIPE_API_URL")]
+    pub stripe_api_url: Option<String>,
 }
 
 /// Fill every unset field of `$a` from `$b`.
@@ -137,7 +164,16 @@ impl Settings {
             max_banner_bytes,
             hold_ttl_secs,
             amqp_url,
-            amqp_prefix
+            amqp_prefix,
+            sandbox_webhook_secret,
+            khqr_account_id,
+            khqr_merchant_name,
+            khqr_merchant_city,
+            bakong_api_url,
+            bakong_api_token,
+            stripe_secret_key,
+            stripe_webhook_secret,
+            stripe_api_url
         );
         Ok(self)
     }
@@ -162,6 +198,33 @@ impl Settings {
             amqp_url: self.amqp_url.clone(),
             amqp_prefix: self.amqp_prefix.clone().unwrap_or(d.amqp_prefix.clone()),
             ..d
+        }
+    }
+    /// The payments service's providers; `listen` as for [`Settings::users`].
+    pub fn payments(&self, listen: SocketAddr) -> tg_payments::PaymentsConfig {
+        use tg_payments::providers::{khqr::KhqrConfig, stripe::StripeConfig};
+        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{listen}"));
+        let demo_account = self.demo.unwrap_or(false).then(|| "ticketgw_demo@devb".to_owned());
+        tg_payments::PaymentsConfig {
+            sandbox_secret: self
+                .sandbox_webhook_secret
+                .clone()
+                .unwrap_or_else(|| format!("whsec_sandbox_{}", uuid::Uuid::new_v4().simple())),
+            khqr: self.khqr_account_id.clone().or(demo_account).map(|account_id| KhqrConfig {
+                account_id,
+                merchant_name: self.khqr_merchant_name.clone().unwrap_or_else(|| "Ticket Gateway".into()),
+                merchant_city: self.khqr_merchant_city.clone().unwrap_or_else(|| "Phnom Penh".into()),
+                api_base: self.bakong_api_url.clone().unwrap_or_else(|| "https://api-bakong.nbc.gov.kh".into()),
+                api_token: self.bakong_api_token.clone().unwrap_or_default(),
+                valid_ms: 15 * 60 * 1000,
+            }),
+            stripe: self.stripe_secret_key.clone().map(|secret_key| StripeConfig {
+                api_base: self.stripe_api_url.clone().unwrap_or_else(|| "https://api.stripe.com".into()),
+                secret_key,
+                webhook_secret: self.stripe_webhook_secret.clone().unwrap_or_default(),
+                return_url: format!("{public_url}/api/v1/payments/{{PAYMENT_ID}}"),
+            }),
+            public_url,
         }
     }
     pub fn bookings(&self) -> tg_bookings::BookingsConfig {

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    str::FromStr,
     sync::{Arc, OnceLock, Weak},
 };
 
@@ -86,5 +87,45 @@ impl BookingsView for LateBookings {
     }
     async fn attended(&self, event_id: &str, user_id: &str) -> anyhow::Result<Option<bool>> {
         self.get()?.attended(event_id, user_id).await
+    }
+}
+
+/// The payments service's view of bookings, answered by the bookings service in the same process.
+pub struct BookingsForPayments(pub Arc<BookingsService>);
+
+#[async_trait::async_trait]
+impl tg_payments::ports::Bookings for BookingsForPayments {
+    async fn booking(&self, id: &str) -> anyhow::Result<Option<tg_payments::ports::BookingInfo>> {
+        let Some(b) = self.0.find(id).await? else { return Ok(None) };
+        let expires_at_ms = jiff::Timestamp::from_str(&b.expires_at).map(|t| t.as_millisecond()).unwrap_or(0);
+        let tickets: i64 = b.items.iter().map(|i| i.quantity).sum();
+        Ok(Some(tg_payments::ports::BookingInfo {
+            description: format!("{tickets} ticket(s), booking {}", b.id),
+            amount_cents: (b.total_amount * 100.0).round() as i64,
+            id: b.id,
+            user_id: b.user_id,
+            event_id: b.event_id,
+            status: b.status,
+            currency: b.currency,
+            expires_at_ms,
+        }))
+    }
+
+    async fn confirm(&self, booking_id: &str) -> Result<(), tg_payments::ports::ConfirmFailure> {
+        use tg_payments::ports::ConfirmFailure;
+        match self.0.confirm(booking_id).await {
+            Ok(_) => Ok(()),
+            Err(tg_bookings::ConfirmError::Internal(e)) => Err(ConfirmFailure::Internal(e)),
+            Err(e) => Err(ConfirmFailure::CannotConfirm(e.to_string())),
+        }
+    }
+
+    async fn refund_tickets(
+        &self,
+        principal: &Principal,
+        booking_id: &str,
+        tickets: Option<&[String]>,
+    ) -> tg_platform::ApiResult<i64> {
+        self.0.refund_tickets(principal, booking_id, tickets).await.map(|(_, cents)| cents)
     }
 }

@@ -11,5 +11,6 @@ mod external_oidc;
 mod helpers;
 mod messaging;
 mod organizers;
+mod payments;
 mod platform;
 mod recaptcha;

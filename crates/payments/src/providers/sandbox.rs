@@ -1,0 +1,98 @@
+//! The built-in sandbox: a hosted pay page (served by the payments API) where a tester succeeds,
+//! fails or abandons a payment. The page's buttons produce webhooks signed like Stripe's with the
+//! sandbox secret, which go through the same verification and handling as any provider's.
+
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    signature, Outcome, PaymentIntent, PaymentRef, Provider, ProviderError, Started, WebhookError, WebhookEvent,
+};
+
+/// Header carrying the sandbox's signature.
+pub const SIGNATURE_HEADER: &str = "sandbox-signature";
+
+pub struct Sandbox {
+    pub public_url: String,
+    pub secret: String,
+}
+
+/// The sandbox's webhook body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SandboxEvent {
+    pub id: String,
+    /// `payment.succeeded`, `payment.failed` or `payment.abandoned`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+impl Sandbox {
+    /// A signed webhook for `payment_id` (as the pay page's buttons send): (header value, body).
+    pub fn webhook_for(
+        &self,
+        kind: &str,
+        payment_id: &str,
+        amount_cents: i64,
+        currency: &str,
+        now: i64,
+    ) -> (String, Vec<u8>) {
+        let event = SandboxEvent {
+            id: format!("sbx_evt_{}", uuid::Uuid::now_v7().simple()),
+            kind: kind.to_owned(),
+            payment_id: payment_id.to_owned(),
+            amount_cents,
+            currency: currency.to_owned(),
+        };
+        let body = serde_json::to_vec(&event).expect("serializable");
+        (signature::sign(&self.secret, now, &body), body)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Sandbox {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn currencies(&self) -> &'static [&'static str] {
+        &["USD", "KHR"]
+    }
+
+    async fn start(&self, intent: &PaymentIntent) -> Result<Started, ProviderError> {
+        let url = format!("{}/pay/sandbox/{}", self.public_url.trim_end_matches('/'), intent.payment_id);
+        Ok(Started {
+            provider_ref: format!("sbx_{}", intent.payment_id),
+            next_action: serde_json::json!({"type": "redirect", "url": url}),
+        })
+    }
+
+    fn webhook(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<WebhookEvent, WebhookError> {
+        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).ok_or(WebhookError::BadSignature)?;
+        signature::verify(header, &self.secret, body, now)?;
+        let e: SandboxEvent = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let outcome = match e.kind.as_str() {
+            "payment.succeeded" => Outcome::Succeeded {
+                amount_cents: e.amount_cents,
+                currency: e.currency.clone(),
+                reference: Some(format!("sbx_pay_{}", e.payment_id)),
+            },
+            "payment.failed" => Outcome::Failed,
+            "payment.abandoned" => Outcome::Abandoned,
+            _ => Outcome::Ignored,
+        };
+        Ok(WebhookEvent { event_id: e.id, payment: PaymentRef::Ours(e.payment_id), outcome })
+    }
+
+    async fn refund(
+        &self,
+        _refund_id: &str,
+        _reference: &str,
+        _amount_cents: i64,
+        _currency: &str,
+    ) -> Result<String, ProviderError> {
+        Ok(format!("sbx_re_{}", uuid::Uuid::now_v7().simple()))
+    }
+}
