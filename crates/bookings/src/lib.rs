@@ -264,6 +264,22 @@ impl BookingsService {
         }
     }
 
+    /// Holders of valid tickets of an event (for notices to them).
+    pub async fn ticket_holders(&self, event_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        self.store.ticket_holders(event_id).await
+    }
+
+    /// Valid tickets of a booking with their QR codes: (ticket id, code, type id, QR SVG).
+    pub async fn tickets_with_qr(&self, booking_id: &str) -> anyhow::Result<Vec<(String, String, String, String)>> {
+        let mut out = Vec::new();
+        for id in self.store.valid_tickets_of_booking(booking_id).await? {
+            if let Some(t) = self.store.ticket(&id).await? {
+                out.push((t.id, t.code, t.type_id, tickets::qr_svg(&t.token)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The booking, whoever holds it (for other services; handlers check ownership).
     pub async fn find(&self, id: &str) -> Result<Option<BookingView>, sqlx::Error> {
         self.store.booking(id).await

@@ -415,6 +415,12 @@ impl Store {
         })
     }
 
+    pub async fn ticket_holders(&self, event_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT DISTINCT user_id FROM bookings_tickets WHERE event_id = $1 AND status = 'valid' ORDER BY user_id")
+            .bind(event_id).fetch_all(pool).await)
+    }
+
     pub async fn valid_tickets_of_booking(&self, booking_id: &str) -> Result<Vec<String>, sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query_scalar(
             "SELECT id FROM bookings_tickets WHERE booking_id = $1 AND status = 'valid' ORDER BY id")

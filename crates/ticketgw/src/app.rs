@@ -6,6 +6,7 @@ use axum::{middleware, Router};
 use tg_bookings::BookingsService;
 use tg_events::{EventsConfig, EventsService};
 use tg_messaging::{Consumer, Messaging};
+use tg_notifications::NotificationsService;
 use tg_payments::PaymentsService;
 use tg_platform::{
     auth::{authenticate, TokenVerifier},
@@ -25,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     config::Settings,
     docs,
-    wiring::{BookingsForPayments, EventsCatalog, LateBookings, UsersContacts, UsersDirectory},
+    wiring::{BookingsForPayments, EventsCatalog, LateBookings, NotificationsDirectory, UsersContacts, UsersDirectory},
 };
 
 #[derive(OpenApi)]
@@ -76,6 +77,7 @@ pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
         tg_events::migrations(),
         tg_bookings::migrations(),
         tg_payments::migrations(),
+        tg_notifications::migrations(),
     ])
     .await?;
     Ok(db)
@@ -123,6 +125,11 @@ pub async fn build_with(
         Arc::new(BookingsForPayments(bookings.clone())),
         settings.payments(listen),
     );
+    let notifications = NotificationsService::new(
+        db.clone(),
+        Arc::new(NotificationsDirectory { users: users.clone(), events: events.clone(), bookings: bookings.clone() }),
+        settings.notifications(listen),
+    )?;
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));
@@ -130,7 +137,8 @@ pub async fn build_with(
         api = api
             .merge(tg_events::api::router(events.clone()))
             .merge(tg_bookings::api::router(bookings.clone()))
-            .merge(tg_payments::api::router(payments.clone()));
+            .merge(tg_payments::api::router(payments.clone()))
+            .merge(tg_notifications::api::router(notifications.clone()));
     }
     let (mut routes, openapi) = api.split_for_parts();
     if target == "all" {
@@ -139,7 +147,7 @@ pub async fn build_with(
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
 
     let metrics = Metrics::new();
-    let mut consumers = vec![payments.consumer()];
+    let mut consumers = vec![payments.consumer(), notifications.consumer()];
     consumers.extend(extra_consumers);
     let messaging = Messaging::start(db.clone(), bus.clone(), consumers, settings.messaging(), metrics.registry())?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
@@ -149,6 +157,7 @@ pub async fn build_with(
         tokio::spawn(events.clone().run_maintenance()),
         tokio::spawn(bookings.clone().run_sweeper()),
         tokio::spawn(payments.clone().run_maintenance()),
+        tokio::spawn(notifications.clone().run_dispatcher()),
     ];
     background.extend(messaging.tasks);
     let app = App { router, db, users, events, bookings, payments, bus, background };

@@ -121,6 +121,30 @@ pub struct Settings {
     /// Stripe API [default: https://api.stripe.com].
     #[arg(long, env = "STRIPE_API_URL")]
     pub stripe_api_url: Option<String>,
+    /// SMTP server for e-mail notices (smtp://host:port, smtp://…?tls=required, smtps://user:pass@host);
+    /// unset = notices only in the in-platform mailbox.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of e-mail notices [default: Ticket Gateway <tickets@localhost>].
+    #[arg(long, env = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Telegram bot token; unset = no Telegram notices.
+    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
+    /// Telegram Bot API [default: https://api.telegram.org].
+    #[arg(long, env = "TELEGRAM_API_URL")]
+    pub telegram_api_url: Option<String>,
+    /// SMS gateway speaking Twilio's Messages API [default: https://api.twilio.com]; needs SMS_ACCOUNT_SID.
+    #[arg(long, env = "SMS_API_URL")]
+    pub sms_api_url: Option<String>,
+    /// SMS gateway account; unset = no SMS notices.
+    #[arg(long, env = "SMS_ACCOUNT_SID")]
+    pub sms_account_sid: Option<String>,
+    #[arg(long, env = "SMS_AUTH_TOKEN", hide_env_values = true)]
+    pub sms_auth_token: Option<String>,
+    /// Sender number of SMS notices.
+    #[arg(long, env = "SMS_FROM")]
+    pub sms_from: Option<String>,
 }
 
 /// Fill every unset field of `$a` from `$b`.
@@ -173,7 +197,15 @@ impl Settings {
             bakong_api_token,
             stripe_secret_key,
             stripe_webhook_secret,
-            stripe_api_url
+            stripe_api_url,
+            smtp_url,
+            mail_from,
+            telegram_bot_token,
+            telegram_api_url,
+            sms_api_url,
+            sms_account_sid,
+            sms_auth_token,
+            sms_from
         );
         Ok(self)
     }
@@ -225,6 +257,23 @@ impl Settings {
                 return_url: format!("{public_url}/api/v1/payments/{{PAYMENT_ID}}"),
             }),
             public_url,
+        }
+    }
+    pub fn notifications(&self, listen: SocketAddr) -> tg_notifications::NotificationsConfig {
+        tg_notifications::NotificationsConfig {
+            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{listen}")),
+            smtp_url: self.smtp_url.clone(),
+            mail_from: self.mail_from.clone().unwrap_or_else(|| "Ticket Gateway <tickets@localhost>".into()),
+            telegram_bot_token: self.telegram_bot_token.clone(),
+            telegram_api_url: self.telegram_api_url.clone().unwrap_or_else(|| "https://api.telegram.org".into()),
+            sms: self.sms_account_sid.clone().map(|sid| {
+                (
+                    self.sms_api_url.clone().unwrap_or_else(|| "https://api.twilio.com".into()),
+                    sid,
+                    self.sms_auth_token.clone().unwrap_or_default(),
+                    self.sms_from.clone().unwrap_or_default(),
+                )
+            }),
         }
     }
     pub fn bookings(&self) -> tg_bookings::BookingsConfig {

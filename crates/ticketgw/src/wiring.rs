@@ -129,3 +129,34 @@ impl tg_payments::ports::Bookings for BookingsForPayments {
         self.0.refund_tickets(principal, booking_id, tickets).await.map(|(_, cents)| cents)
     }
 }
+
+/// What notifications need to know, answered by the users, events and bookings services.
+pub struct NotificationsDirectory {
+    pub users: Arc<UsersService>,
+    pub events: Arc<EventsService>,
+    pub bookings: Arc<BookingsService>,
+}
+
+#[async_trait::async_trait]
+impl tg_notifications::Directory for NotificationsDirectory {
+    async fn contact(&self, user_id: &str) -> anyhow::Result<Option<tg_notifications::Contact>> {
+        Ok(self.users.user(user_id).await?.map(|u| tg_notifications::Contact {
+            display_name: u.display_name,
+            email: u.email,
+            language: u.language,
+        }))
+    }
+
+    async fn event_title(&self, event_id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.events.event(event_id).await?.map(|d| d.title))
+    }
+
+    async fn ticket_holders(&self, event_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.bookings.ticket_holders(event_id).await?)
+    }
+
+    async fn ticket_qr_codes(&self, booking_id: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let tickets = self.bookings.tickets_with_qr(booking_id).await?;
+        Ok(tickets.into_iter().map(|(_, code, _, svg)| (format!("ticket-{code}.svg"), svg)).collect())
+    }
+}

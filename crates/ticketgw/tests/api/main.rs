@@ -10,6 +10,7 @@ mod events;
 mod external_oidc;
 mod helpers;
 mod messaging;
+mod notifications;
 mod organizers;
 mod payments;
 mod platform;

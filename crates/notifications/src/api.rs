@@ -1,0 +1,94 @@
+//! HTTP API of the notifications service: the user's mailbox and channels, the admin delivery log.
+
+use std::sync::Arc;
+
+use axum::{extract::State, Json};
+use serde::{Deserialize, Serialize};
+use tg_platform::{auth::Principal, http::ApiJson, problem::Problem, ApiError, ApiResult};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    store::{Delivery, MailboxEntry},
+    NotificationsService,
+};
+
+type Svc = State<Arc<NotificationsService>>;
+
+pub fn router(svc: Arc<NotificationsService>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(my_messages))
+        .routes(routes!(get_channels, set_channels))
+        .routes(routes!(delivery_log))
+        .with_state(svc)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Mailbox {
+    pub items: Vec<MailboxEntry>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/messages", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Mailbox, description = "the newest 100 notices")))]
+async fn my_messages(svc: Svc, me: Principal) -> ApiResult<Json<Mailbox>> {
+    Ok(Json(Mailbox { items: svc.store.mailbox(&me.user_id).await? }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    /// Telegram chat id that receives notices (after the user wrote to the bot).
+    pub telegram_chat_id: Option<String>,
+    /// Mobile number in E.164 (`+855…`) for SMS notices.
+    pub phone: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notification-channels", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Channels)))]
+async fn get_channels(svc: Svc, me: Principal) -> ApiResult<Json<Channels>> {
+    let (telegram_chat_id, phone) = svc.store.channels(&me.user_id).await?;
+    Ok(Json(Channels { telegram_chat_id, phone }))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/notification-channels", tag = "notifications", security(("bearer" = [])),
+    request_body = Channels, responses((status = 200, body = Channels), (status = 422, body = Problem)))]
+async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) -> ApiResult<Json<Channels>> {
+    let mut errors = Vec::new();
+    if let Some(chat) = &req.telegram_chat_id {
+        let digits = chat.strip_prefix('-').unwrap_or(chat);
+        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push(tg_platform::problem::FieldError {
+                field: "telegram_chat_id".into(),
+                message: "a numeric chat id".into(),
+            });
+        }
+    }
+    if let Some(phone) = &req.phone {
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        if digits.len() < 8 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push(tg_platform::problem::FieldError {
+                field: "phone".into(),
+                message: "E.164, e.g. +85512345678".into(),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    svc.store.set_channels(&me.user_id, req.telegram_chat_id.as_deref(), req.phone.as_deref()).await?;
+    Ok(Json(req))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryLog {
+    pub items: Vec<Delivery>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/notifications/deliveries", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = DeliveryLog, description = "the newest 200 deliveries"), (status = 403, body = Problem)))]
+async fn delivery_log(svc: Svc, me: Principal) -> ApiResult<Json<DeliveryLog>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("admins only"));
+    }
+    Ok(Json(DeliveryLog { items: svc.store.deliveries(200).await? }))
+}

@@ -1,0 +1,243 @@
+//! Notifications service: turns domain events into notices for users.
+//!
+//! Its consumer writes, once per message (the processed id in the same transaction), a notice into
+//! each recipient's mailbox (readable at `/api/v1/me/messages`, the default channel) and one pending
+//! delivery per configured channel: e-mail (SMTP), Telegram, SMS. The dispatcher sends pending
+//! deliveries with retries and backoff and keeps the outcome in the delivery log.
+
+pub mod api;
+pub mod channels;
+pub mod store;
+pub mod templates;
+
+use std::{sync::Arc, time::Duration};
+
+use tg_messaging::Consumer;
+use tg_platform::{
+    bus::DomainEvent,
+    clock::now_ms,
+    db::{Db, ServiceMigrations},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    channels::{Outgoing, SendError, Sms, Smtp, Telegram},
+    store::{Delivery, NewNotice, Store},
+    templates::Facts,
+};
+
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations {
+        service: "notifications",
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
+    }
+}
+
+/// A user as notices need them.
+#[derive(Clone, Debug)]
+pub struct Contact {
+    pub display_name: String,
+    pub email: Option<String>,
+    /// `en` or `km`.
+    pub language: String,
+}
+
+/// What notifications need from the other services.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    async fn contact(&self, user_id: &str) -> anyhow::Result<Option<Contact>>;
+    async fn event_title(&self, event_id: &str) -> anyhow::Result<Option<String>>;
+    /// Users holding valid tickets of the event.
+    async fn ticket_holders(&self, event_id: &str) -> anyhow::Result<Vec<String>>;
+    /// The booking's valid tickets: (file name, QR SVG).
+    async fn ticket_qr_codes(&self, booking_id: &str) -> anyhow::Result<Vec<(String, String)>>;
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NotificationsConfig {
+    pub public_url: String,
+    /// `smtp://host:port` etc.; unset = no e-mail (the mailbox only).
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub telegram_bot_token: Option<String>,
+    pub telegram_api_url: String,
+    /// Twilio-style SMS gateway: (base URL, account sid, auth token, from number).
+    pub sms: Option<(String, String, String, String)>,
+}
+
+pub struct NotificationsService {
+    pub(crate) store: Store,
+    directory: Arc<dyn Directory>,
+    public_url: String,
+    smtp: Option<Smtp>,
+    telegram: Option<Telegram>,
+    sms: Option<Sms>,
+    wake: Notify,
+}
+
+const CONSUMER: &str = "notifications";
+
+impl NotificationsService {
+    pub fn new(db: Db, directory: Arc<dyn Directory>, config: NotificationsConfig) -> anyhow::Result<Arc<Self>> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
+        let smtp = match &config.smtp_url {
+            Some(url) => Some(Smtp::new(url, &config.mail_from)?),
+            None => None,
+        };
+        let telegram = config.telegram_bot_token.clone().map(|bot_token| Telegram {
+            base_url: config.telegram_api_url.clone(),
+            bot_token,
+            http: http.clone(),
+        });
+        let sms = config.sms.clone().map(|(base_url, account_sid, auth_token, from)| Sms {
+            base_url,
+            account_sid,
+            auth_token,
+            from,
+            http,
+        });
+        Ok(Arc::new(NotificationsService {
+            store: Store { db },
+            directory,
+            public_url: config.public_url,
+            smtp,
+            telegram,
+            sms,
+            wake: Notify::new(),
+        }))
+    }
+
+    pub fn consumer(self: &Arc<Self>) -> Arc<dyn Consumer> {
+        Arc::new(NotificationsConsumer(self.clone()))
+    }
+
+    /// Who hears about `m`.
+    async fn recipients(&self, m: &DomainEvent) -> anyhow::Result<Vec<String>> {
+        Ok(match m.routing_key.as_str() {
+            "event.updated" | "event.cancelled" => {
+                self.directory.ticket_holders(m.payload["event_id"].as_str().unwrap_or_default()).await?
+            }
+            _ => m.payload["user_id"].as_str().map(|u| vec![u.to_owned()]).unwrap_or_default(),
+        })
+    }
+
+    async fn notices(&self, m: &DomainEvent) -> anyhow::Result<Vec<NewNotice>> {
+        let event_title = match m.payload["event_id"].as_str() {
+            Some(id) => self.directory.event_title(id).await?.unwrap_or_else(|| id.to_owned()),
+            None => String::new(),
+        };
+        let mut out = Vec::new();
+        for user_id in self.recipients(m).await? {
+            let Some(contact) = self.directory.contact(&user_id).await? else { continue };
+            let facts = Facts {
+                name: &contact.display_name,
+                event_title: &event_title,
+                payload: &m.payload,
+                public_url: &self.public_url,
+            };
+            let Some(notice) = templates::render(&m.routing_key, &contact.language, &facts) else { continue };
+            let mut channels = Vec::new();
+            if let (Some(_), Some(email)) = (&self.smtp, &contact.email) {
+                channels.push(("email", email.clone()));
+            }
+            let (telegram, phone) = self.store.channels(&user_id).await?;
+            if let (Some(_), Some(chat)) = (&self.telegram, telegram) {
+                channels.push(("telegram", chat));
+            }
+            if let (Some(_), Some(phone)) = (&self.sms, phone) {
+                channels.push(("sms", phone));
+            }
+            let booking_id = (notice.kind == "booking_confirmed")
+                .then(|| m.payload["booking_id"].as_str().unwrap_or_default().to_owned());
+            out.push(NewNotice {
+                user_id,
+                kind: notice.kind.to_owned(),
+                language: if contact.language == "km" { "km".into() } else { "en".into() },
+                subject: notice.subject,
+                body: notice.body,
+                booking_id,
+                channels,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn send(&self, d: &Delivery) -> Result<(), SendError> {
+        let entry = self
+            .store
+            .entry(&d.mailbox_id)
+            .await
+            .map_err(|e| SendError { message: e.to_string(), retry: true })?
+            .ok_or(SendError { message: "notice vanished".into(), retry: false })?;
+        let attachments = match (&entry.booking_id, d.channel.as_str()) {
+            (Some(booking), "email") => self
+                .directory
+                .ticket_qr_codes(booking)
+                .await
+                .map_err(|e| SendError { message: e.to_string(), retry: true })?,
+            _ => Vec::new(),
+        };
+        let out = Outgoing { subject: &entry.subject, body: &entry.body, attachments: &attachments };
+        let missing = || SendError { message: format!("{} is not configured", d.channel), retry: false };
+        match d.channel.as_str() {
+            "email" => self.smtp.as_ref().ok_or_else(missing)?.send(&d.recipient, &out).await,
+            "telegram" => self.telegram.as_ref().ok_or_else(missing)?.send(&d.recipient, &out).await,
+            "sms" => self.sms.as_ref().ok_or_else(missing)?.send(&d.recipient, &out).await,
+            _ => Err(missing()),
+        }
+    }
+
+    /// Send what is due; pending again with exponential backoff on temporary failures.
+    pub async fn dispatch_due(&self) -> anyhow::Result<usize> {
+        let due = self.store.due(now_ms()).await?;
+        for d in &due {
+            let result = self.send(d).await;
+            let backoff = 1000 * 4i64.pow(d.attempts.clamp(0, 6) as u32);
+            if let Err(e) = &result {
+                tracing::warn!(delivery = %d.id, channel = %d.channel, attempt = d.attempts + 1, error = %e.message, "notice not delivered");
+            }
+            self.store.attempted(d, result.as_ref().err().map(|e| (e.message.as_str(), e.retry)), backoff).await?;
+        }
+        Ok(due.len())
+    }
+
+    pub async fn run_dispatcher(self: Arc<Self>) {
+        loop {
+            match self.dispatch_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "dispatching notices failed"),
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+        }
+    }
+}
+
+struct NotificationsConsumer(Arc<NotificationsService>);
+
+#[async_trait::async_trait]
+impl Consumer for NotificationsConsumer {
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn bindings(&self) -> &'static [&'static str] {
+        &[
+            "user.registered",
+            "booking.confirmed",
+            "booking.expired",
+            "payment.refunded",
+            "event.updated",
+            "event.cancelled",
+        ]
+    }
+
+    async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
+        let notices = self.0.notices(m).await?;
+        if self.0.store.record(CONSUMER, &m.id, &notices).await? {
+            self.0.wake.notify_one();
+        }
+        Ok(())
+    }
+}

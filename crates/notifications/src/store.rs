@@ -1,0 +1,148 @@
+//! SQL of the notifications service (tables `notifications_*`).
+
+use serde::Serialize;
+use tg_messaging::OutboxWrite;
+use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
+use utoipa::ToSchema;
+
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+}
+
+/// A notice for one user, and where else it goes: (channel, recipient).
+pub struct NewNotice {
+    pub user_id: String,
+    pub kind: String,
+    pub language: String,
+    pub subject: String,
+    pub body: String,
+    pub booking_id: Option<String>,
+    pub channels: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct MailboxEntry {
+    pub id: String,
+    pub kind: String,
+    pub language: String,
+    pub subject: String,
+    pub body: String,
+    pub booking_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Delivery {
+    pub id: String,
+    pub mailbox_id: String,
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+impl Store {
+    /// Store the notices of one domain message, once: false when `message_id` was handled before.
+    pub async fn record(&self, consumer: &str, message_id: &str, notices: &[NewNotice]) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        with_tx!(&self.db, tx => {
+            let first = tx.first_delivery(consumer, message_id).await?;
+            if first {
+                for n in notices {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    sqlx::query(
+                        "INSERT INTO notifications_mailbox (id, user_id, kind, language, subject, body, booking_id, source_message_id, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                        .bind(&id).bind(&n.user_id).bind(&n.kind).bind(&n.language).bind(&n.subject).bind(&n.body)
+                        .bind(&n.booking_id).bind(message_id).bind(now)
+                        .execute(&mut *tx).await?;
+                    for (channel, recipient) in &n.channels {
+                        sqlx::query(
+                            "INSERT INTO notifications_deliveries (id, mailbox_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)")
+                            .bind(uuid::Uuid::now_v7().to_string()).bind(&id).bind(channel).bind(recipient).bind(now)
+                            .execute(&mut *tx).await?;
+                    }
+                }
+            }
+            Ok::<_, sqlx::Error>(first)
+        })
+    }
+
+    pub async fn mailbox(&self, user_id: &str) -> Result<Vec<MailboxEntry>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, kind, language, subject, body, booking_id, created_at FROM notifications_mailbox
+             WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100")
+            .bind(user_id).fetch_all(pool).await)
+    }
+
+    pub async fn entry(&self, id: &str) -> Result<Option<MailboxEntry>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, kind, language, subject, body, booking_id, created_at FROM notifications_mailbox WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)
+    }
+
+    pub async fn due(&self, now: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, mailbox_id, channel, recipient, status, attempts, last_error, created_at, updated_at
+             FROM notifications_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50")
+            .bind(now).fetch_all(pool).await)
+    }
+
+    pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT id, mailbox_id, channel, recipient, status, attempts, last_error, created_at, updated_at
+             FROM notifications_deliveries ORDER BY created_at DESC LIMIT $1")
+            .bind(limit).fetch_all(pool).await)
+    }
+
+    /// Record an attempt: sent, failed for good, or pending again after `retry_in_ms`.
+    pub async fn attempted(
+        &self,
+        d: &Delivery,
+        error: Option<(&str, bool)>,
+        retry_in_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        let attempts = d.attempts + 1;
+        let (status, last_error) = match error {
+            None => ("sent", None),
+            Some((e, retry)) if retry && attempts < MAX_ATTEMPTS => ("pending", Some(e)),
+            Some((e, _)) => ("failed", Some(e)),
+        };
+        with_db!(&self.db, pool => sqlx::query(
+            "UPDATE notifications_deliveries SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, updated_at = $6
+             WHERE id = $1")
+            .bind(&d.id).bind(status).bind(attempts).bind(last_error).bind(now + retry_in_ms).bind(now)
+            .execute(pool).await.map(|_| ()))
+    }
+
+    /// (telegram chat id, phone) a user gave.
+    pub async fn channels(&self, user_id: &str) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+        let row: Option<(Option<String>, Option<String>)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT telegram_chat_id, phone FROM notifications_channels WHERE user_id = $1")
+            .bind(user_id).fetch_optional(pool).await)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    pub async fn set_channels(
+        &self,
+        user_id: &str,
+        telegram: Option<&str>,
+        phone: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query(
+            "INSERT INTO notifications_channels (user_id, telegram_chat_id, phone, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id) DO UPDATE SET telegram_chat_id = excluded.telegram_chat_id, phone = excluded.phone,
+                updated_at = excluded.updated_at")
+            .bind(user_id).bind(telegram).bind(phone).bind(now_ms())
+            .execute(pool).await.map(|_| ()))
+    }
+}
