@@ -171,9 +171,12 @@ impl Drop for BrokerStopped {
     }
 }
 
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn broker_reachable() -> bool {
+/// Tests using RabbitMQ take turns: the outage test stops the broker.
+pub static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn broker_reachable() -> bool {
     let up = std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().unwrap(), Duration::from_secs(1)).is_ok();
     if !up {
         // CI starts RabbitMQ and sets TG_REQUIRE_RABBITMQ, so there this test cannot be skipped.
@@ -188,6 +191,7 @@ async fn rabbitmq_outage_loses_nothing_and_poison_goes_to_the_dead_letter_queue(
     if !broker_reachable() {
         return;
     }
+    let _turn = BROKER.lock().await;
     let prefix = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
     let good = Recorder::new("recorder", None);
     let picky = Recorder::new("picky", Some("booking.cancelled"));
@@ -238,7 +242,12 @@ async fn rabbitmq_outage_loses_nothing_and_poison_goes_to_the_dead_letter_queue(
     }
     assert!(dead >= 1.0, "dead-letter queue size in /metrics");
 
-    for q in ["recorder", "picky", "dead-letter"] {
+    delete_queues(&prefix, &["recorder", "picky", "payments", "notifications", "dead-letter"]);
+}
+
+/// Remove a test's queues from the broker.
+pub fn delete_queues(prefix: &str, names: &[&str]) {
+    for q in names {
         let _ = std::process::Command::new("rabbitmqctl").args(["delete_queue", &format!("{prefix}.{q}")]).output();
     }
 }

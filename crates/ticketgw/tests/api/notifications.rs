@@ -155,6 +155,23 @@ async fn messages(app: &TestApp, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn notices_reach_smtp_telegram_sms_and_the_mailbox_in_the_users_language() {
+    whole_flow(None).await;
+}
+
+/// The same flow with every domain event going through RabbitMQ.
+#[tokio::test]
+async fn the_whole_flow_works_through_rabbitmq() {
+    if !crate::messaging::broker_reachable() {
+        return;
+    }
+    let _turn = crate::messaging::BROKER.lock().await;
+    let prefix = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
+    whole_flow(Some(&prefix)).await;
+    crate::messaging::delete_queues(&prefix, &["payments", "notifications", "dead-letter"]);
+}
+
+/// register → book → pay in the sandbox → webhook → tickets → notices on every channel.
+async fn whole_flow(amqp_prefix: Option<&str>) {
     let Some(sink) = start_smtp_sink() else { return };
     let outside = Outside::default();
     let base = serve(
@@ -172,6 +189,10 @@ async fn notices_reach_smtp_telegram_sms_and_the_mailbox_in_the_users_language()
         s.sms_account_sid = Some("AC1".into());
         s.sms_auth_token = Some("secret".into());
         s.sms_from = Some("+15550001111".into());
+        if let Some(prefix) = amqp_prefix {
+            s.amqp_url = Some(crate::messaging::AMQP_URL.into());
+            s.amqp_prefix = Some(prefix.into());
+        }
     })
     .await;
     bookable_event(&app, 1, 10).await;
