@@ -13,14 +13,41 @@ pub fn fixture_shifted(years: i32) -> serde_json::Value {
     serde_json::from_str(&text).expect("fixture is valid JSON")
 }
 
+/// The fixture event with every instant moved by the same amount, so that now is 2025-09-20 in its
+/// timeline: booking is open, the standard and VIP tickets are on sale (early bird is over), and the
+/// event is about six weeks away. Offsets (+07:00) are kept.
+pub fn fixture_on_sale_now() -> serde_json::Value {
+    use jiff::{tz::TimeZone, Timestamp};
+    let pivot: Timestamp = "2025-09-20T00:00:00+07:00".parse().expect("valid instant");
+    let shift = Timestamp::now().duration_since(pivot);
+    let phnom_penh = TimeZone::fixed(jiff::tz::offset(7));
+    let mut doc: serde_json::Value = serde_json::from_str(FIXTURE_EVENT).expect("fixture is valid JSON");
+    fn walk(v: &mut serde_json::Value, f: &dyn Fn(&str) -> Option<String>) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Some(moved) = f(s) {
+                    *s = moved;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, f)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|i| walk(i, f)),
+            _ => {}
+        }
+    }
+    walk(&mut doc, &|s| {
+        let t: Timestamp = s.strip_prefix("2025-").and(s.parse().ok())?;
+        let moved = t.checked_add(shift).ok()?;
+        Some(moved.to_zoned(phnom_penh.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+    });
+    doc
+}
+
 pub async fn seed(app: &App) -> anyhow::Result<()> {
     let organizer_user = app.users.seed_demo().await?;
     if app.events.event("evt-001").await?.is_some() {
         return Ok(());
     }
-    // Next year's edition, so that it is bookable now.
-    let year = jiff::Zoned::now().year() as i32;
-    let doc = serde_json::from_value(fixture_shifted(year - 2025 + 1))?;
+    let doc = serde_json::from_value(fixture_on_sale_now())?;
     let organizer = Principal {
         user_id: organizer_user,
         email: None,

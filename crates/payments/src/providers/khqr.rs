@@ -143,6 +143,8 @@ impl Provider for Khqr {
             .http
             .post(url)
             .bearer_auth(&self.config.api_token)
+            // Looked up while a client waits for the payment's status: answer "pending" soon.
+            .timeout(std::time::Duration::from_secs(5))
             .json(&serde_json::json!({"md5": md5}))
             .send()
             .await
