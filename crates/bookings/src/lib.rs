@@ -379,7 +379,16 @@ impl BookingsService {
         }
         let tickets: Vec<String> = match tickets {
             Some([]) => return Err(ApiError::field("tickets", "name at least one ticket")),
-            Some(t) => t.to_vec(),
+            Some(t) if t.len() > 1000 => return Err(ApiError::field("tickets", "at most 1000 tickets at once")),
+            Some(t) => {
+                let mut unique = t.to_vec();
+                unique.sort();
+                unique.dedup();
+                if unique.len() != t.len() {
+                    return Err(ApiError::field("tickets", "a ticket is named twice"));
+                }
+                unique
+            }
             None => self.store.valid_tickets_of_booking(booking_id).await?,
         };
         match self.store.cancel_tickets(booking_id, &tickets, Some(&p.user_id)).await? {
@@ -393,6 +402,10 @@ impl BookingsService {
             Err(store::TicketRefusal::NoSuchTicket(t)) => {
                 Err(ApiError::field("tickets", format!("{t:?} is not a valid ticket of this booking")))
             }
+            Err(store::TicketRefusal::CheckedIn(t)) => Err(ApiError::conflict(
+                "checked_in",
+                format!("ticket {t:?} was used at the door and cannot be refunded"),
+            )),
             Err(store::TicketRefusal::NotRefundable(t)) => {
                 Err(ApiError::conflict("not_refundable", format!("tickets of type {t:?} are not refundable")))
             }

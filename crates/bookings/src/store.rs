@@ -56,6 +56,7 @@ pub enum TicketRefusal {
     NotConfirmed,
     NoSuchTicket(String),
     NotRefundable(String),
+    CheckedIn(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -270,12 +271,15 @@ impl Store {
             let mut per_type: std::collections::BTreeMap<String, i64> = Default::default();
             let mut worth = 0;
             for ticket_id in ticket_ids {
-                let row: Option<(String, String)> = sqlx::query_as(
-                    "SELECT type_id, status FROM bookings_tickets WHERE id = $1 AND booking_id = $2")
+                let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT type_id, status, checked_in_at FROM bookings_tickets WHERE id = $1 AND booking_id = $2")
                     .bind(ticket_id).bind(booking_id).fetch_optional(&mut *tx).await?;
-                let Some((type_id, "valid")) = row.as_ref().map(|(t, s)| (t.clone(), s.as_str())) else {
+                let Some((type_id, "valid", checked_in)) = row.as_ref().map(|(t, s, c)| (t.clone(), s.as_str(), *c)) else {
                     return Ok(Err(TicketRefusal::NoSuchTicket(ticket_id.clone())));
                 };
+                if checked_in.is_some() {
+                    return Ok(Err(TicketRefusal::CheckedIn(ticket_id.clone())));
+                }
                 let Some((_, price, refundable)) = prices.iter().find(|(t, _, _)| *t == type_id) else {
                     return Ok(Err(TicketRefusal::NoSuchTicket(ticket_id.clone())));
                 };
@@ -295,8 +299,12 @@ impl Store {
             sqlx::query("UPDATE bookings_user_counts SET tickets = tickets - $3 WHERE event_id = $1 AND user_id = $2")
                 .bind(&facts.event_id).bind(&facts.user_id).bind(total).execute(&mut *tx).await?;
             for ticket_id in ticket_ids {
-                sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE id = $1")
-                    .bind(ticket_id).execute(&mut *tx).await?;
+                let n = sqlx::query("UPDATE bookings_tickets SET status = 'cancelled' WHERE id = $1 AND status = 'valid'")
+                    .bind(ticket_id).execute(&mut *tx).await?.rows_affected();
+                if n != 1 {
+                    // Named twice: dropping the transaction undoes the counters changed above.
+                    return Ok(Err(TicketRefusal::NoSuchTicket(ticket_id.clone())));
+                }
             }
             let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bookings_tickets WHERE booking_id = $1 AND status = 'valid'")
                 .bind(booking_id).fetch_one(&mut *tx).await?;

@@ -80,7 +80,8 @@ impl Telegram {
             .json(&serde_json::json!({"chat_id": chat_id, "text": text}))
             .send()
             .await
-            .map_err(SendError::retry)?;
+            // The URL holds the bot token: never into logs or the delivery log.
+            .map_err(|e| SendError::retry(e.without_url()))?;
         let status = res.status();
         let body: serde_json::Value = res.json().await.unwrap_or_default();
         if body["ok"] == true {

@@ -22,7 +22,10 @@ use tg_platform::{
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{providers::sandbox::SIGNATURE_HEADER, PaymentView, PaymentsService};
+use crate::{
+    providers::sandbox::{Sandbox, SIGNATURE_HEADER},
+    PaymentView, PaymentsService,
+};
 
 type Svc = State<Arc<PaymentsService>>;
 
@@ -44,7 +47,7 @@ pub fn pages(svc: Arc<PaymentsService>) -> Router {
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub booking_id: String,
-    /// `sandbox` (default), `khqr` or `stripe`, as configured.
+    /// `sandbox` (the default where it is offered), `khqr` or `stripe`, as configured.
     #[serde(default = "default_provider")]
     pub provider: String,
 }
@@ -124,8 +127,8 @@ async fn webhook(
 }
 
 /// CSRF token of the pay page's form: an HMAC of the payment id under the sandbox secret.
-fn csrf_token(svc: &PaymentsService, payment_id: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, svc.sandbox.secret.as_bytes());
+fn csrf_token(sandbox: &Sandbox, payment_id: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, sandbox.secret.as_bytes());
     let tag = hmac::sign(&key, format!("csrf:{payment_id}").as_bytes());
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -152,6 +155,7 @@ fn page(title: &str, body: &str) -> Response {
 }
 
 async fn sandbox_page(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+    let sandbox = svc.sandbox().ok_or_else(|| ApiError::not_found("payment"))?;
     let payment = svc
         .store
         .payment(&id)
@@ -173,7 +177,7 @@ async fn sandbox_page(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Respo
 <button class="abandon" name="action" value="abandon">Abandon</button></form>"#,
         amount = escape(&amount),
         booking = escape(&payment.booking_id),
-        csrf = csrf_token(&svc, &payment.id),
+        csrf = csrf_token(sandbox, &payment.id),
     );
     Ok(page("Sandbox payment", &body))
 }
@@ -185,13 +189,14 @@ struct Decision {
 }
 
 async fn sandbox_decide(svc: Svc, ApiPath(id): ApiPath<String>, Form(form): Form<Decision>) -> ApiResult<Response> {
+    let sandbox = svc.sandbox().ok_or_else(|| ApiError::not_found("payment"))?;
     let payment = svc
         .store
         .payment(&id)
         .await?
         .filter(|p| p.provider == "sandbox")
         .ok_or_else(|| ApiError::not_found("payment"))?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, svc.sandbox.secret.as_bytes());
+    let key = hmac::Key::new(hmac::HMAC_SHA256, sandbox.secret.as_bytes());
     let given: Option<Vec<u8>> = (0..form.csrf.len())
         .step_by(2)
         .map(|i| form.csrf.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
@@ -207,7 +212,7 @@ async fn sandbox_decide(svc: Svc, ApiPath(id): ApiPath<String>, Form(form): Form
         _ => return Err(ApiError::field("action", "succeed, fail or abandon")),
     };
     let (signature, body) =
-        svc.sandbox.webhook_for(kind, &payment.id, payment.amount_cents, &payment.currency, now_ms() / 1000);
+        sandbox.webhook_for(kind, &payment.id, payment.amount_cents, &payment.currency, now_ms() / 1000);
     let mut headers = HeaderMap::new();
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).map_err(ApiError::internal)?);
     svc.webhook("sandbox", &headers, &body).await?;

@@ -77,6 +77,8 @@ fn view(p: &PaymentRow) -> PaymentView {
 #[derive(Clone, Debug)]
 pub struct PaymentsConfig {
     pub public_url: String,
+    /// Offer the sandbox: anyone may "pay" on its page, so it is for demos and tests only.
+    pub sandbox: bool,
     pub sandbox_secret: String,
     pub khqr: Option<providers::khqr::KhqrConfig>,
     pub stripe: Option<providers::stripe::StripeConfig>,
@@ -90,16 +92,19 @@ pub struct PaymentsService {
     bus: Bus,
     bookings: Arc<dyn Bookings>,
     providers: HashMap<&'static str, Arc<dyn Provider>>,
-    pub sandbox: Arc<providers::sandbox::Sandbox>,
+    sandbox: Option<Arc<providers::sandbox::Sandbox>>,
 }
 
 impl PaymentsService {
     pub fn new(db: Db, bus: Bus, bookings: Arc<dyn Bookings>, config: PaymentsConfig) -> Arc<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_default();
-        let sandbox =
-            Arc::new(providers::sandbox::Sandbox { public_url: config.public_url, secret: config.sandbox_secret });
+        let sandbox = config.sandbox.then(|| {
+            Arc::new(providers::sandbox::Sandbox { public_url: config.public_url, secret: config.sandbox_secret })
+        });
         let mut providers: HashMap<&'static str, Arc<dyn Provider>> = HashMap::new();
-        providers.insert(sandbox.name(), sandbox.clone());
+        if let Some(sandbox) = &sandbox {
+            providers.insert(sandbox.name(), sandbox.clone());
+        }
         if let Some(config) = config.khqr {
             providers.insert("khqr", Arc::new(providers::khqr::Khqr { config, http: http.clone() }));
         }
@@ -107,6 +112,11 @@ impl PaymentsService {
             providers.insert("stripe", Arc::new(providers::stripe::Stripe { config, http }));
         }
         Arc::new(PaymentsService { store: Store { db }, bus, bookings, providers, sandbox })
+    }
+
+    /// The sandbox provider, when offered.
+    pub fn sandbox(&self) -> Option<&providers::sandbox::Sandbox> {
+        self.sandbox.as_deref()
     }
 
     /// Provider names on offer.
@@ -239,7 +249,8 @@ impl PaymentsService {
         let Some(provider) = self.providers.get(provider_name).cloned() else {
             return Err(ApiError::not_found("payment provider"));
         };
-        let raw = String::from_utf8_lossy(body);
+        // Stored as evidence; bounded and without NUL (PostgreSQL text cannot hold it).
+        let raw: String = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).replace('\0', "\u{FFFD}");
         let event = match provider.webhook(headers, body, now_ms() / 1000) {
             Ok(e) => e,
             Err(e) => {
@@ -265,15 +276,27 @@ impl PaymentsService {
         };
         let Some(payment) = payment.filter(|p| p.provider == provider_name) else {
             tracing::warn!(provider = provider_name, event_id = %event.event_id, "webhook for an unknown payment");
+            self.store.forget_webhook(provider_name, &event.event_id).await?;
             return Ok("unknown_payment");
         };
-        self.apply(&payment, event.outcome).await
+        // Acted on once: if acting fails, the event is forgotten so that the provider's retry counts.
+        match self.apply(&payment, event.outcome).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                self.store.forget_webhook(provider_name, &event.event_id).await?;
+                Err(e)
+            }
+        }
     }
 
     async fn apply(&self, payment: &PaymentRow, outcome: Outcome) -> ApiResult<&'static str> {
         let done = match outcome {
             Outcome::Succeeded { amount_cents, currency, reference } => {
-                if amount_cents != payment.amount_cents || !currency.eq_ignore_ascii_case(&payment.currency) {
+                // KHQR asks for whole riel (rounded up), so a KHR payment may exceed by less than one riel.
+                let rounded_up = payment.currency == "KHR" && (0..100).contains(&(amount_cents - payment.amount_cents));
+                if (amount_cents != payment.amount_cents && !rounded_up)
+                    || !currency.eq_ignore_ascii_case(&payment.currency)
+                {
                     tracing::error!(payment_id = %payment.id, amount_cents, %currency, "paid amount differs from the payment; not confirmed");
                     return Ok("amount_mismatch");
                 }
@@ -318,6 +341,7 @@ impl PaymentsService {
                     Ok(true) => {
                         if let Err(e) = self.apply(row, outcome).await {
                             tracing::warn!(payment_id = %row.id, error = %e, "applying a polled status failed");
+                            let _ = self.store.forget_webhook(&row.provider, &event_id).await;
                         }
                     }
                     Ok(false) => {}
@@ -420,6 +444,13 @@ impl Consumer for PaymentsConsumer {
         let svc = &self.0;
         let text = |k: &str| m.payload[k].as_str().unwrap_or_default().to_owned();
         let refund = match m.routing_key.as_str() {
+            // A payment refunded because its booking could not be confirmed stays so, even if this
+            // message comes again after seats were freed.
+            "payment.succeeded"
+                if svc.store.payment(&text("payment_id")).await?.is_some_and(|p| p.refunded_cents > 0) =>
+            {
+                None
+            }
             "payment.succeeded" => match svc.bookings.confirm(&text("booking_id")).await {
                 Ok(()) => None,
                 Err(ConfirmFailure::CannotConfirm(why)) => {

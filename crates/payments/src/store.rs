@@ -160,39 +160,46 @@ impl Store {
     /// A provider says the payment succeeded.
     pub async fn succeed(&self, p: &PaymentRow, charge_ref: Option<&str>) -> Result<Applied, sqlx::Error> {
         let now = now_ms();
-        let res: Result<bool, sqlx::Error> = with_tx!(&self.db, tx => {
+        // Succeeds only while no other payment of the booking has (the partial unique index backs this
+        // up under races: the loser's webhook fails and is retried by the provider, then lands below).
+        let moved: bool = with_tx!(&self.db, tx => {
             let n = sqlx::query(
                 "UPDATE payments_payments SET status = 'succeeded', charge_ref = $2, updated_at = $3
-                 WHERE id = $1 AND status IN ('pending', 'failed', 'abandoned')")
-                .bind(&p.id).bind(charge_ref).bind(now).execute(&mut *tx).await?.rows_affected();
+                 WHERE id = $1 AND status IN ('pending', 'failed', 'abandoned')
+                   AND NOT EXISTS (SELECT 1 FROM payments_payments o WHERE o.booking_id = $4 AND o.id <> $1
+                                   AND o.status IN ('succeeded', 'partially_refunded'))")
+                .bind(&p.id).bind(charge_ref).bind(now).bind(&p.booking_id).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
                 tx.enqueue(&[payment_message("payment.succeeded", p, "succeeded", serde_json::json!({}))]).await?;
             }
-            Ok(n == 1)
-        });
-        match res {
-            Ok(true) => Ok(Applied::Succeeded),
-            Ok(false) => Ok(Applied::AlreadyDone),
-            // Another payment of this booking succeeded first: keep this one's money reference and
-            // give it back in full.
-            Err(e) if is_unique_violation(&e) => {
-                let refund_id: Option<String> = with_tx!(&self.db, tx => {
-                    let n = sqlx::query(
-                        "UPDATE payments_payments SET status = 'refunded', refunded_cents = amount_cents, charge_ref = $2, updated_at = $3
-                         WHERE id = $1 AND status IN ('pending', 'failed', 'abandoned')")
-                        .bind(&p.id).bind(charge_ref).bind(now).execute(&mut *tx).await?.rows_affected();
-                    let id = uuid::Uuid::now_v7().to_string();
-                    if n == 1 {
-                        sqlx::query("INSERT INTO payments_refunds (id, payment_id, amount_cents, reason, status, created_at, updated_at)
-                                     VALUES ($1, $2, $3, 'duplicate_payment', 'pending', $4, $4)")
-                            .bind(&id).bind(&p.id).bind(p.amount_cents).bind(now).execute(&mut *tx).await?;
-                    }
-                    Ok::<_, sqlx::Error>((n == 1).then_some(id))
-                })?;
-                Ok(refund_id.map(Applied::Duplicate).unwrap_or(Applied::AlreadyDone))
-            }
-            Err(e) => Err(e),
+            Ok::<_, sqlx::Error>(n == 1)
+        })?;
+        if moved {
+            return Ok(Applied::Succeeded);
         }
+        // Either this payment's success was applied before, or another payment of the booking had
+        // succeeded: then this one's money goes back in full.
+        let refund_id: Option<String> = with_tx!(&self.db, tx => {
+            let n = sqlx::query(
+                "UPDATE payments_payments SET status = 'refunded', refunded_cents = amount_cents, charge_ref = $2, updated_at = $3
+                 WHERE id = $1 AND status IN ('pending', 'failed', 'abandoned')")
+                .bind(&p.id).bind(charge_ref).bind(now).execute(&mut *tx).await?.rows_affected();
+            let id = uuid::Uuid::now_v7().to_string();
+            if n == 1 {
+                sqlx::query("INSERT INTO payments_refunds (id, payment_id, amount_cents, reason, status, created_at, updated_at)
+                             VALUES ($1, $2, $3, 'duplicate_payment', 'pending', $4, $4)")
+                    .bind(&id).bind(&p.id).bind(p.amount_cents).bind(now).execute(&mut *tx).await?;
+            }
+            Ok::<_, sqlx::Error>((n == 1).then_some(id))
+        })?;
+        Ok(refund_id.map(Applied::Duplicate).unwrap_or(Applied::AlreadyDone))
+    }
+
+    /// Forget a stored provider event, so that its next delivery is acted on (acting failed).
+    pub async fn forget_webhook(&self, provider: &str, event_id: &str) -> Result<(), sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query(
+            "DELETE FROM payments_webhooks WHERE provider = $1 AND event_id = $2 AND verified")
+            .bind(provider).bind(event_id).execute(pool).await.map(|_| ()))
     }
 
     /// A provider says the payment failed or was abandoned; only a pending payment changes.

@@ -21,10 +21,31 @@ use tower_http::{
 
 use crate::{metrics::Metrics, problem::ApiError};
 
-/// `Json<T>` whose rejections are problem+json.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json<T>` whose rejections are problem+json. Text with the NUL character is refused (400
+/// `nul_character`): PostgreSQL cannot store it, and no field of ours needs it.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
+        if bytes.contains(&0) || bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+            return Err(ApiError::bad_request("nul_character", "text may not contain the NUL character (\\u0000)"));
+        }
+        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes));
+        *again.headers_mut() = headers;
+        let Json(value) = Json::<T>::from_request(again, state).await?;
+        Ok(ApiJson(value))
+    }
+}
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

@@ -132,6 +132,10 @@ impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::PoolTimedOut => Self::unavailable("database_busy", "database busy, retry shortly"),
+            // PostgreSQL refuses NUL in text (22021), e.g. from a path or query parameter: the input is bad.
+            sqlx::Error::Database(e) if e.code().as_deref() == Some("22021") => {
+                Self::bad_request("nul_character", "text may not contain the NUL character")
+            }
             _ => Self::internal(err),
         }
     }

@@ -123,7 +123,7 @@ pub async fn build_with(
         db.clone(),
         bus.clone(),
         Arc::new(BookingsForPayments(bookings.clone())),
-        settings.payments(listen),
+        settings.payments(listen)?,
     );
     let notifications = NotificationsService::new(
         db.clone(),

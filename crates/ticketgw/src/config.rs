@@ -94,6 +94,10 @@ pub struct Settings {
     /// Prefix of the RabbitMQ exchange and queue names [default: ticketgw].
     #[arg(long, env = "AMQP_PREFIX")]
     pub amqp_prefix: Option<String>,
+    /// Offer the sandbox payment provider, whose page lets anyone "pay" [default: with --demo, or when
+    /// neither KHQR nor Stripe is configured].
+    #[arg(long, env = "PAYMENTS_SANDBOX", num_args = 0..=1, default_missing_value = "true")]
+    pub payments_sandbox: Option<bool>,
     /// Secret signing the sandbox provider's webhooks [default: random at each start].
     #[arg(long, env = "SANDBOX_WEBHOOK_SECRET", hide_env_values = true)]
     pub sandbox_webhook_secret: Option<String>,
@@ -189,6 +193,7 @@ impl Settings {
             hold_ttl_secs,
             amqp_url,
             amqp_prefix,
+            payments_sandbox,
             sandbox_webhook_secret,
             khqr_account_id,
             khqr_merchant_name,
@@ -233,11 +238,18 @@ impl Settings {
         }
     }
     /// The payments service's providers; `listen` as for [`Settings::users`].
-    pub fn payments(&self, listen: SocketAddr) -> tg_payments::PaymentsConfig {
+    pub fn payments(&self, listen: SocketAddr) -> anyhow::Result<tg_payments::PaymentsConfig> {
         use tg_payments::providers::{khqr::KhqrConfig, stripe::StripeConfig};
         let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{listen}"));
-        let demo_account = self.demo.unwrap_or(false).then(|| "ticketgw_demo@devb".to_owned());
-        tg_payments::PaymentsConfig {
+        let demo = self.demo.unwrap_or(false);
+        let demo_account = demo.then(|| "ticketgw_demo@devb".to_owned());
+        anyhow::ensure!(
+            self.stripe_secret_key.is_none() || self.stripe_webhook_secret.as_deref().is_some_and(|s| !s.is_empty()),
+            "STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRET: without it Stripe webhooks could not be verified"
+        );
+        let real_provider = self.khqr_account_id.is_some() || self.stripe_secret_key.is_some();
+        Ok(tg_payments::PaymentsConfig {
+            sandbox: self.payments_sandbox.unwrap_or(demo || !real_provider),
             sandbox_secret: self
                 .sandbox_webhook_secret
                 .clone()
@@ -257,7 +269,7 @@ impl Settings {
                 return_url: format!("{public_url}/api/v1/payments/{{PAYMENT_ID}}"),
             }),
             public_url,
-        }
+        })
     }
     pub fn notifications(&self, listen: SocketAddr) -> tg_notifications::NotificationsConfig {
         tg_notifications::NotificationsConfig {

@@ -112,9 +112,12 @@ async fn worker(db: Db, hold_ttl_ms: i64, mut rx: mpsc::Receiver<HoldJob>) {
                 Err(_) => break,
             }
         }
-        let mut by_event: HashMap<String, Vec<HoldJob>> = HashMap::new();
+        // One transaction per event snapshot: jobs decided together must see the same ticket types
+        // (an edit between two requests gives them different snapshots).
+        let mut by_event: HashMap<(String, usize), Vec<HoldJob>> = HashMap::new();
         for job in batch {
-            by_event.entry(job.event.event_id.clone()).or_default().push(job);
+            let key = (job.event.event_id.clone(), Arc::as_ptr(&job.event) as usize);
+            by_event.entry(key).or_default().push(job);
         }
         for (_, jobs) in by_event {
             process_batch(&db, hold_ttl_ms, jobs).await;

@@ -188,10 +188,10 @@ pub fn broker_reachable() -> bool {
 
 #[tokio::test]
 async fn rabbitmq_outage_loses_nothing_and_poison_goes_to_the_dead_letter_queue() {
+    let _turn = BROKER.lock().await;
     if !broker_reachable() {
         return;
     }
-    let _turn = BROKER.lock().await;
     let prefix = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
     let good = Recorder::new("recorder", None);
     let picky = Recorder::new("picky", Some("booking.cancelled"));

@@ -133,7 +133,8 @@ async fn sandbox_payment_confirms_the_booking_and_webhooks_are_verified_once() {
 
     // Webhooks: a replay changes nothing; a bad signature or an old timestamp is refused; all stored.
     let now = jiff::Timestamp::now().as_second();
-    let (sig, body) = app.app.payments.sandbox.webhook_for("payment.failed", pid, 20000, "USD", now);
+    let (sig, body) =
+        app.app.payments.sandbox().expect("sandbox offered").webhook_for("payment.failed", pid, 20000, "USD", now);
     let send = |sig: String, body: Vec<u8>| {
         app.http.post(app.url("/api/v1/payments/webhooks/sandbox")).header("sandbox-signature", sig).body(body).send()
     };
@@ -144,7 +145,13 @@ async fn sandbox_payment_confirms_the_booking_and_webhooks_are_verified_once() {
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     assert_problem(send(sig.clone(), tampered).await.unwrap(), StatusCode::BAD_REQUEST, "bad_signature").await;
-    let (old_sig, old_body) = app.app.payments.sandbox.webhook_for("payment.succeeded", pid, 20000, "USD", now - 600);
+    let (old_sig, old_body) = app.app.payments.sandbox().expect("sandbox offered").webhook_for(
+        "payment.succeeded",
+        pid,
+        20000,
+        "USD",
+        now - 600,
+    );
     assert_problem(send(old_sig, old_body).await.unwrap(), StatusCode::BAD_REQUEST, "bad_signature").await;
     let stored: Vec<(bool, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
         "SELECT verified, outcome FROM payments_webhooks ORDER BY received_at").fetch_all(pool).await)
@@ -152,6 +159,51 @@ async fn sandbox_payment_confirms_the_booking_and_webhooks_are_verified_once() {
     assert_eq!(stored.iter().filter(|(v, _)| !v).count(), 2, "{stored:?}");
     assert_eq!(stored.iter().filter(|(v, _)| *v).count(), 2, "{stored:?}");
     assert_eq!(booking_status(&app, booking_id).await, "confirmed");
+}
+
+#[tokio::test]
+async fn a_second_successful_payment_of_a_booking_is_refunded_in_full() {
+    let app = spawn_app().await;
+    bookable_event(&app, 1, 10).await;
+    let (buyer, hold) = buyer_with_hold(&app, &[("vip", 1)]).await;
+    let booking = hold["id"].as_str().unwrap();
+    let first: Value = pay(&app, &buyer, "twice-1", booking, "sandbox").await.json().await.unwrap();
+    let second: Value = pay(&app, &buyer, "twice-2", booking, "sandbox").await.json().await.unwrap();
+    assert_ne!(first["id"], second["id"]);
+    let sandbox = app.app.payments.sandbox().expect("sandbox offered");
+    for p in [&first, &second] {
+        let (sig, body) = sandbox.webhook_for(
+            "payment.succeeded",
+            p["id"].as_str().unwrap(),
+            10000,
+            "USD",
+            jiff::Timestamp::now().as_second(),
+        );
+        let res = app
+            .http
+            .post(app.url("/api/v1/payments/webhooks/sandbox"))
+            .header("sandbox-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(payment(&app, &buyer, first["id"].as_str().unwrap()).await["status"], "succeeded");
+    let pid2 = second["id"].as_str().unwrap().to_owned();
+    eventually("the duplicate's refund", || async { payment(&app, &buyer, &pid2).await["status"] == "refunded" }).await;
+    let refunds: Vec<(String, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
+        "SELECT reason, status FROM payments_refunds WHERE payment_id = $1").bind(&pid2).fetch_all(pool).await)
+    .unwrap();
+    assert_eq!(refunds, vec![("duplicate_payment".to_owned(), "succeeded".to_owned())]);
+    let id = booking.to_owned();
+    eventually("confirmation", || async { booking_status(&app, &id).await == "confirmed" }).await;
+
+    // NUL in text is bad input, not a server error.
+    assert_problem(pay(&app, &buyer, "nul", "\u{0}", "sandbox").await, StatusCode::BAD_REQUEST, "nul_character").await;
+    // In a path: PostgreSQL refuses it (400); SQLite simply finds nothing (404). Never a 500.
+    let status = app.get("/api/v1/payments/%00", Some(&buyer)).await.status();
+    assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND, "{status}");
 }
 
 #[tokio::test]
@@ -168,7 +220,8 @@ async fn a_late_payment_whose_seats_are_gone_is_refunded() {
 
     // A pays after all: the money comes back, B keeps the seat.
     let now = jiff::Timestamp::now().as_second();
-    let (sig, body) = app.app.payments.sandbox.webhook_for("payment.succeeded", &pid, 20000, "USD", now);
+    let (sig, body) =
+        app.app.payments.sandbox().expect("sandbox offered").webhook_for("payment.succeeded", &pid, 20000, "USD", now);
     let res = app
         .http
         .post(app.url("/api/v1/payments/webhooks/sandbox"))
@@ -198,7 +251,7 @@ async fn paid(app: &TestApp, token: &str, hold: &Value) -> String {
         .unwrap();
     let pid = res["id"].as_str().unwrap().to_owned();
     let now = jiff::Timestamp::now().as_second();
-    let (sig, body) = app.app.payments.sandbox.webhook_for(
+    let (sig, body) = app.app.payments.sandbox().expect("sandbox offered").webhook_for(
         "payment.succeeded",
         &pid,
         res["amount"].as_f64().map(|a| (a * 100.0).round() as i64).unwrap(),
@@ -247,18 +300,45 @@ async fn refunds_per_ticket_and_in_full_release_the_seats() {
         "validation_failed",
     )
     .await;
+    let second = tickets["items"][1]["id"].as_str().unwrap().to_owned();
+    let twice = app.post(&url, Some(&buyer), &json!({"tickets": [second, second]})).await;
+    assert_problem(twice, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(sold(&app).await, 2, "a refused request changes nothing");
 
-    // The organizer refunds the rest.
-    let res = app.post(&url, Some(&organizer), &json!({})).await;
+    // A ticket used at the door is not refundable.
+    let token = tickets["items"][1]["token"].as_str().unwrap();
+    let scan =
+        app.post("/api/v1/events/evt-t1/checkins", Some(&organizer), &json!({"token": token, "nonce": "door-1"})).await;
+    assert_eq!(scan.json::<Value>().await.unwrap()["result"], "valid");
+    assert_problem(
+        app.post(&url, Some(&buyer), &json!({"tickets": [second]})).await,
+        StatusCode::CONFLICT,
+        "checked_in",
+    )
+    .await;
+
+    // The organizer refunds the rest: only the ticket not used at the door can go back.
+    assert_problem(app.post(&url, Some(&organizer), &json!({})).await, StatusCode::CONFLICT, "checked_in").await;
+    let third = tickets["items"][2]["id"].as_str().unwrap().to_owned();
+    let res = app.post(&url, Some(&organizer), &json!({"tickets": [third]})).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    assert_eq!(res.json::<Value>().await.unwrap()["refund_amount"], 200.0);
-    eventually("full refund", || async { payment(&app, &buyer, &pid).await["status"] == "refunded" }).await;
-    assert_eq!(sold(&app).await, 0);
-    assert_eq!(booking_status(&app, hold["id"].as_str().unwrap()).await, "cancelled");
+    assert_eq!(res.json::<Value>().await.unwrap()["refund_amount"], 100.0);
+    eventually("second refund", || async { payment(&app, &buyer, &pid).await["refunded_amount"] == 200.0 }).await;
+    assert_eq!(sold(&app).await, 1);
+    assert_eq!(booking_status(&app, hold["id"].as_str().unwrap()).await, "confirmed");
     let refunds: Vec<(i64, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
         "SELECT amount_cents, status FROM payments_refunds ORDER BY created_at").fetch_all(pool).await)
     .unwrap();
-    assert_eq!(refunds, vec![(10000, "succeeded".to_owned()), (20000, "succeeded".to_owned())]);
+    assert_eq!(refunds, vec![(10000, "succeeded".to_owned()), (10000, "succeeded".to_owned())]);
+
+    // A whole booking refunded: cancelled, every seat back.
+    let (buyer3, hold3) = buyer_with_hold(&app, &[("vip", 2)]).await;
+    let pid3 = paid(&app, &buyer3, &hold3).await;
+    let res = app.post(&format!("/api/v1/payments/{pid3}/refund"), Some(&buyer3), &json!({})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["refund_amount"], 200.0);
+    eventually("full refund", || async { payment(&app, &buyer3, &pid3).await["status"] == "refunded" }).await;
+    assert_eq!(sold(&app).await, 1);
+    assert_eq!(booking_status(&app, hold3["id"].as_str().unwrap()).await, "cancelled");
 
     // Non-refundable tickets stay sold.
     let (buyer2, hold2) = buyer_with_hold(&app, &[("standard", 1)]).await;
@@ -431,6 +511,15 @@ async fn stripe_checkout_signed_webhooks_and_refunds() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let started: Value = res.json().await.unwrap();
     assert_eq!(started["next_action"]["url"], "https://checkout.stripe.test/c/pay/cs_test_1");
+    // With a real provider configured, the sandbox (where anyone may "pay") is not offered.
+    let (other, other_hold) = buyer_with_hold(&app, &[("vip", 1)]).await;
+    assert_problem(
+        pay(&app, &other, "sbx", other_hold["id"].as_str().unwrap(), "sandbox").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(app.http.get(app.url("/pay/sandbox/anything")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let pid = started["id"].as_str().unwrap();
     {
         let sent = stripe.requests.lock().unwrap();
@@ -472,4 +561,25 @@ async fn stripe_checkout_signed_webhooks_and_refunds() {
             && form.contains(&("amount".into(), "10000".into())),
         "{form:?}"
     );
+}
+
+#[test]
+fn provider_settings_are_safe_by_default() {
+    use ticketgw::config::Settings;
+    let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    // Stripe without its webhook secret would accept forged webhooks: refused at start.
+    let s = Settings { stripe_secret_key: Some("sk_live_x".into()), ..Default::default() };
+    assert!(s.payments(listen).is_err());
+    // A real provider switches the sandbox off unless asked for; embedded defaults and the demo have it.
+    let s = Settings {
+        stripe_secret_key: Some("sk_live_x".into()),
+        stripe_webhook_secret: Some("whsec_x".into()),
+        ..Default::default()
+    };
+    assert!(!s.payments(listen).unwrap().sandbox);
+    assert!(Settings::default().payments(listen).unwrap().sandbox);
+    let demo = Settings { demo: Some(true), ..Default::default() }.payments(listen).unwrap();
+    assert!(demo.sandbox && demo.khqr.is_some());
+    let explicit = Settings { khqr_account_id: Some("a@b".into()), payments_sandbox: Some(true), ..Default::default() };
+    assert!(explicit.payments(listen).unwrap().sandbox);
 }
