@@ -231,8 +231,12 @@ impl PaymentsService {
     /// Returns the refund in the payment's currency.
     pub async fn request_refund(&self, p: &Principal, payment_id: &str, tickets: Option<&[String]>) -> ApiResult<f64> {
         let row = match self.store.payment(payment_id).await? {
-            Some(row) => row,
-            None => return Err(ApiError::not_found("payment")),
+            // Besides the payer and admins only organizers may ask (the bookings service then checks
+            // that they manage the event); anyone else learns nothing, not even that it exists.
+            Some(row) if row.user_id == p.user_id || p.is_admin() || p.has_role(tg_platform::auth::Role::Organizer) => {
+                row
+            }
+            _ => return Err(ApiError::not_found("payment")),
         };
         if !matches!(row.status.as_str(), "succeeded" | "partially_refunded") {
             return Err(ApiError::conflict(

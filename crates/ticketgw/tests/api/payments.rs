@@ -288,6 +288,8 @@ async fn refunds_per_ticket_and_in_full_release_the_seats() {
     let (_, stranger) = app.user_with(&[]).await;
     let url = format!("/api/v1/payments/{pid}/refund");
     assert_problem(app.post(&url, Some(&stranger), &json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
+    let (_, other_organizer) = app.user_with(&[tg_platform::auth::Role::Organizer]).await;
+    assert_problem(app.post(&url, Some(&other_organizer), &json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
     let res = app.post(&url, Some(&buyer), &json!({"tickets": [first]})).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     assert_eq!(res.json::<Value>().await.unwrap()["refund_amount"], 100.0);
@@ -343,6 +345,8 @@ async fn refunds_per_ticket_and_in_full_release_the_seats() {
     // Non-refundable tickets stay sold.
     let (buyer2, hold2) = buyer_with_hold(&app, &[("standard", 1)]).await;
     let pid2 = paid(&app, &buyer2, &hold2).await;
+    let url2 = format!("/api/v1/payments/{pid2}/refund");
+    assert_problem(app.post(&url2, Some(&stranger), &json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
     assert_problem(
         app.post(&format!("/api/v1/payments/{pid2}/refund"), Some(&buyer2), &json!({})).await,
         StatusCode::CONFLICT,
