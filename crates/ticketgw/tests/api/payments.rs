@@ -328,10 +328,15 @@ async fn refunds_per_ticket_and_in_full_release_the_seats() {
     eventually("second refund", || async { payment(&app, &buyer, &pid).await["refunded_amount"] == 200.0 }).await;
     assert_eq!(sold(&app).await, 1);
     assert_eq!(booking_status(&app, hold["id"].as_str().unwrap()).await, "confirmed");
-    let refunds: Vec<(i64, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
-        "SELECT amount_cents, status FROM payments_refunds ORDER BY created_at").fetch_all(pool).await)
-    .unwrap();
-    assert_eq!(refunds, vec![(10000, "succeeded".to_owned()), (10000, "succeeded".to_owned())]);
+    // The refund is recorded at once and paid by the provider a moment later.
+    let refunds = || async {
+        let rows: Vec<(i64, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
+            "SELECT amount_cents, status FROM payments_refunds ORDER BY created_at").fetch_all(pool).await)
+        .unwrap();
+        rows
+    };
+    eventually("both refunds paid", || async { refunds().await.iter().all(|(_, s)| s == "succeeded") }).await;
+    assert_eq!(refunds().await, vec![(10000, "succeeded".to_owned()), (10000, "succeeded".to_owned())]);
 
     // A whole booking refunded: cancelled, every seat back.
     let (buyer3, hold3) = buyer_with_hold(&app, &[("vip", 2)]).await;
@@ -557,6 +562,11 @@ async fn stripe_checkout_signed_webhooks_and_refunds() {
     let res = app.post(&format!("/api/v1/payments/{pid}/refund"), Some(&buyer), &json!({})).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     eventually("card refund", || async { payment(&app, &buyer, pid).await["status"] == "refunded" }).await;
+    // Recorded at once, sent to Stripe a moment later.
+    eventually("the refund at Stripe", || async {
+        stripe.requests.lock().unwrap().last().is_some_and(|(path, _)| path == "/v1/refunds")
+    })
+    .await;
     let sent = stripe.requests.lock().unwrap();
     let (path, form) = sent.last().unwrap();
     assert_eq!(path, "/v1/refunds");
