@@ -10,7 +10,6 @@ use axum::{
     routing::get,
     Form, Json, Router,
 };
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 use tg_platform::{
     auth::Principal,
@@ -24,6 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     providers::sandbox::{Sandbox, SIGNATURE_HEADER},
+    store::PaymentRow,
     PaymentView, PaymentsService,
 };
 
@@ -126,13 +126,6 @@ async fn webhook(
     Ok(Json(serde_json::json!({"received": true, "result": result})))
 }
 
-/// CSRF token of the pay page's form: an HMAC of the payment id under the sandbox secret.
-fn csrf_token(sandbox: &Sandbox, payment_id: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, sandbox.secret.as_bytes());
-    let tag = hmac::sign(&key, format!("csrf:{payment_id}").as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
@@ -154,14 +147,20 @@ fn page(title: &str, body: &str) -> Response {
     res
 }
 
-async fn sandbox_page(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+/// The sandbox and one of its payments; 404 when either is missing.
+async fn sandbox_payment<'a>(svc: &'a PaymentsService, id: &str) -> ApiResult<(&'a Sandbox, PaymentRow)> {
     let sandbox = svc.sandbox().ok_or_else(|| ApiError::not_found("payment"))?;
     let payment = svc
         .store
-        .payment(&id)
+        .payment(id)
         .await?
         .filter(|p| p.provider == "sandbox")
         .ok_or_else(|| ApiError::not_found("payment"))?;
+    Ok((sandbox, payment))
+}
+
+async fn sandbox_page(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+    let (sandbox, payment) = sandbox_payment(&svc, &id).await?;
     if payment.status != "pending" {
         return Ok(page(
             "Sandbox payment",
@@ -177,7 +176,7 @@ async fn sandbox_page(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Respo
 <button class="abandon" name="action" value="abandon">Abandon</button></form>"#,
         amount = escape(&amount),
         booking = escape(&payment.booking_id),
-        csrf = csrf_token(sandbox, &payment.id),
+        csrf = sandbox.csrf_token(&payment.id),
     );
     Ok(page("Sandbox payment", &body))
 }
@@ -189,20 +188,8 @@ struct Decision {
 }
 
 async fn sandbox_decide(svc: Svc, ApiPath(id): ApiPath<String>, Form(form): Form<Decision>) -> ApiResult<Response> {
-    let sandbox = svc.sandbox().ok_or_else(|| ApiError::not_found("payment"))?;
-    let payment = svc
-        .store
-        .payment(&id)
-        .await?
-        .filter(|p| p.provider == "sandbox")
-        .ok_or_else(|| ApiError::not_found("payment"))?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, sandbox.secret.as_bytes());
-    let given: Option<Vec<u8>> = (0..form.csrf.len())
-        .step_by(2)
-        .map(|i| form.csrf.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    // Constant-time check of the form's token.
-    if given.is_none_or(|tag| hmac::verify(&key, format!("csrf:{}", payment.id).as_bytes(), &tag).is_err()) {
+    let (sandbox, payment) = sandbox_payment(&svc, &id).await?;
+    if !sandbox.csrf_ok(&payment.id, &form.csrf) {
         return Err(ApiError::forbidden("the form's CSRF token is missing or wrong; reload the page"));
     }
     let kind = match form.action.as_str() {

@@ -83,7 +83,7 @@ pub fn payload(
 }
 
 pub fn md5_hex(payload: &str) -> String {
-    Md5::digest(payload.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    super::signature::to_hex(&Md5::digest(payload.as_bytes()))
 }
 
 /// The QR code as SVG.

@@ -30,6 +30,19 @@ pub struct SandboxEvent {
 }
 
 impl Sandbox {
+    /// CSRF token of the pay page's form: an HMAC of the payment id under the sandbox secret.
+    pub fn csrf_token(&self, payment_id: &str) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.secret.as_bytes());
+        signature::to_hex(ring::hmac::sign(&key, format!("csrf:{payment_id}").as_bytes()).as_ref())
+    }
+
+    /// Whether `token` is the form's token for `payment_id` (compared in constant time).
+    pub fn csrf_ok(&self, payment_id: &str, token: &str) -> bool {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.secret.as_bytes());
+        signature::from_hex(token)
+            .is_some_and(|tag| ring::hmac::verify(&key, format!("csrf:{payment_id}").as_bytes(), &tag).is_ok())
+    }
+
     /// A signed webhook for `payment_id` (as the pay page's buttons send): (header value, body).
     pub fn webhook_for(
         &self,

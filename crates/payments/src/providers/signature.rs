@@ -22,11 +22,16 @@ fn signed_payload(t: i64, body: &[u8]) -> Vec<u8> {
 /// The header value signing `body` at `t`.
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     let tag = hmac::sign(&key(secret), &signed_payload(t, body));
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={t},v1={hex}")
+    format!("t={t},v1={}", to_hex(tag.as_ref()))
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex string; `None` when it is not one.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

@@ -109,6 +109,20 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Post a webhook signed by the sandbox now, saying `kind` (`payment.succeeded`, …) of a payment.
+    pub async fn sandbox_reports(&self, kind: &str, payment_id: &str, amount_cents: i64) -> Response {
+        let sandbox = self.app.payments.sandbox().expect("sandbox offered");
+        let now = jiff::Timestamp::now().as_second();
+        let (signature, body) = sandbox.webhook_for(kind, payment_id, amount_cents, "USD", now);
+        self.http
+            .post(self.url("/api/v1/payments/webhooks/sandbox"))
+            .header("sandbox-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A new account with `roles` (created directly in the users service), logged in: (user id, access token).
     pub async fn user_with(&self, roles: &[Role]) -> (String, String) {
         let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
@@ -144,4 +158,12 @@ pub async fn next_event(
     })
     .await
     .unwrap_or_else(|_| panic!("no {routing_key} event"))
+}
+
+/// Serve `router` on a free local port (stand-ins for outside services); its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
 }

@@ -3,7 +3,6 @@
 //! speaking those APIs (with a retry), the in-platform mailbox and the delivery log.
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -17,7 +16,7 @@ use tg_platform::auth::Role;
 
 use crate::{
     bookings::{book, bookable_event, items},
-    helpers::{spawn_with, TestApp},
+    helpers::{serve, spawn_with, TestApp},
 };
 
 /// aiosmtpd writing each message it receives into a directory; killed on drop.
@@ -95,13 +94,6 @@ async fn twilio_send(State(o): State<Outside>, body: String) -> (AxumStatus, Jso
     (AxumStatus::CREATED, Json(json!({"sid": "SM1", "status": "queued"})))
 }
 
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
-}
-
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..300 {
         if check() {
@@ -134,17 +126,7 @@ async fn buy_and_pay(app: &TestApp, token: &str) -> String {
         .await
         .unwrap();
     let pid = pay["id"].as_str().unwrap();
-    let now = jiff::Timestamp::now().as_second();
-    let (sig, body) =
-        app.app.payments.sandbox().expect("sandbox offered").webhook_for("payment.succeeded", pid, 20000, "USD", now);
-    let res = app
-        .http
-        .post(app.url("/api/v1/payments/webhooks/sandbox"))
-        .header("sandbox-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.sandbox_reports("payment.succeeded", pid, 20000).await;
     assert_eq!(res.status(), StatusCode::OK);
     booking
 }

@@ -21,7 +21,7 @@ use tg_payments::providers::signature;
 
 use crate::{
     bookings::{book, bookable_event, items},
-    helpers::{assert_problem, next_event, spawn_app, spawn_with, TestApp},
+    helpers::{assert_problem, next_event, serve, spawn_app, spawn_with, TestApp},
 };
 
 async fn pay(app: &TestApp, token: &str, key: &str, booking_id: &str, provider: &str) -> reqwest::Response {
@@ -170,23 +170,8 @@ async fn a_second_successful_payment_of_a_booking_is_refunded_in_full() {
     let first: Value = pay(&app, &buyer, "twice-1", booking, "sandbox").await.json().await.unwrap();
     let second: Value = pay(&app, &buyer, "twice-2", booking, "sandbox").await.json().await.unwrap();
     assert_ne!(first["id"], second["id"]);
-    let sandbox = app.app.payments.sandbox().expect("sandbox offered");
     for p in [&first, &second] {
-        let (sig, body) = sandbox.webhook_for(
-            "payment.succeeded",
-            p["id"].as_str().unwrap(),
-            10000,
-            "USD",
-            jiff::Timestamp::now().as_second(),
-        );
-        let res = app
-            .http
-            .post(app.url("/api/v1/payments/webhooks/sandbox"))
-            .header("sandbox-signature", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.sandbox_reports("payment.succeeded", p["id"].as_str().unwrap(), 10000).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     assert_eq!(payment(&app, &buyer, first["id"].as_str().unwrap()).await["status"], "succeeded");
@@ -219,17 +204,7 @@ async fn a_late_payment_whose_seats_are_gone_is_refunded() {
     let mut bus = app.app.bus.subscribe();
 
     // A pays after all: the money comes back, B keeps the seat.
-    let now = jiff::Timestamp::now().as_second();
-    let (sig, body) =
-        app.app.payments.sandbox().expect("sandbox offered").webhook_for("payment.succeeded", &pid, 20000, "USD", now);
-    let res = app
-        .http
-        .post(app.url("/api/v1/payments/webhooks/sandbox"))
-        .header("sandbox-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.sandbox_reports("payment.succeeded", &pid, 20000).await;
     assert_eq!(res.status(), StatusCode::OK);
     let refunded = next_event(&mut bus, "payment.refunded").await;
     assert_eq!(refunded.payload["payment_id"], pid.as_str());
@@ -250,21 +225,8 @@ async fn paid(app: &TestApp, token: &str, hold: &Value) -> String {
         .await
         .unwrap();
     let pid = res["id"].as_str().unwrap().to_owned();
-    let now = jiff::Timestamp::now().as_second();
-    let (sig, body) = app.app.payments.sandbox().expect("sandbox offered").webhook_for(
-        "payment.succeeded",
-        &pid,
-        res["amount"].as_f64().map(|a| (a * 100.0).round() as i64).unwrap(),
-        "USD",
-        now,
-    );
-    app.http
-        .post(app.url("/api/v1/payments/webhooks/sandbox"))
-        .header("sandbox-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let cents = res["amount"].as_f64().map(|a| (a * 100.0).round() as i64).unwrap();
+    app.sandbox_reports("payment.succeeded", &pid, cents).await;
     let id = hold["id"].as_str().unwrap().to_owned();
     eventually("confirmation", || async { booking_status(app, &id).await == "confirmed" }).await;
     pid
@@ -406,13 +368,6 @@ async fn bakong_check(
         }
     };
     (AxumStatus::OK, Json(body))
-}
-
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
 }
 
 #[tokio::test]
