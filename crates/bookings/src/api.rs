@@ -40,6 +40,8 @@ pub fn router(svc: Arc<BookingsService>) -> OpenApiRouter {
         .routes(routes!(attendees))
         .routes(routes!(attendees_csv))
         .routes(routes!(get_staff, set_staff))
+        .routes(routes!(availability))
+        .routes(routes!(sales))
         .with_state(svc)
 }
 
@@ -329,4 +331,119 @@ async fn set_staff(
     emails.dedup();
     svc.store.set_staff(&event_id, &emails).await?;
     Ok(Json(Staff { emails }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TypeAvailability {
+    pub ticket_type_id: String,
+    pub quantity: i64,
+    /// Neither sold nor held; never below zero.
+    pub available: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Availability {
+    pub types: Vec<TypeAvailability>,
+    /// What the event's total capacity still allows, across types.
+    pub total_available: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/availability", tag = "bookings", params(("id" = String, Path)),
+    responses((status = 200, body = Availability), (status = 404, body = Problem)))]
+async fn availability(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Availability>> {
+    let event = svc.events.event(&id).await.map_err(ApiError::internal)?;
+    let event = event.filter(|e| e.status != "draft").ok_or_else(|| ApiError::not_found("event"))?;
+    let counts = svc.store.inventory(&event.id).await?;
+    let taken = |type_id: &str| counts.get(type_id).map_or(0, |c| c.sold + c.held);
+    let total_taken: i64 = counts.values().map(|c| c.sold + c.held).sum();
+    let total_available = (event.ticketing.total_capacity - total_taken).max(0);
+    let types = event
+        .ticketing
+        .types
+        .iter()
+        .map(|t| TypeAvailability {
+            ticket_type_id: t.id.clone(),
+            quantity: t.quantity,
+            available: (t.quantity - taken(&t.id)).clamp(0, total_available),
+        })
+        .collect();
+    Ok(Json(Availability { types, total_available }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TypeSalesView {
+    pub ticket_type_id: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Valid (confirmed, not cancelled) tickets.
+    pub sold: i64,
+    /// Seats in unpaid holds right now.
+    pub held: i64,
+    pub revenue: f64,
+    pub checked_in: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DailySalesView {
+    /// UTC date, `YYYY-MM-DD`.
+    pub date: String,
+    pub ticket_type_id: String,
+    pub tickets: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Sales {
+    pub currency: String,
+    pub types: Vec<TypeSalesView>,
+    pub sold: i64,
+    pub revenue: f64,
+    pub checked_in: i64,
+    /// New valid tickets per day and type, oldest first.
+    pub daily: Vec<DailySalesView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/sales", tag = "bookings", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Sales), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn sales(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Sales>> {
+    let event_id = managed_event(&svc, &me, &id).await?;
+    let event = svc.events.event(&event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    let counts = svc.store.inventory(&event_id).await?;
+    let by_type = svc.store.type_sales(&event_id).await?;
+    let types: Vec<TypeSalesView> = event
+        .ticketing
+        .types
+        .iter()
+        .map(|t| {
+            let s = by_type.iter().find(|s| s.type_id == t.id);
+            TypeSalesView {
+                ticket_type_id: t.id.clone(),
+                name: t.name.clone(),
+                quantity: t.quantity,
+                sold: s.map_or(0, |s| s.tickets),
+                held: counts.get(&t.id).map_or(0, |c| c.held),
+                revenue: s.map_or(0, |s| s.revenue_cents) as f64 / 100.0,
+                checked_in: s.map_or(0, |s| s.checked_in),
+            }
+        })
+        .collect();
+    let daily = svc
+        .store
+        .daily_sales(&event_id)
+        .await?
+        .into_iter()
+        .map(|d| DailySalesView {
+            date: tg_platform::clock::rfc3339(d.day * 86_400_000).get(..10).unwrap_or_default().to_owned(),
+            ticket_type_id: d.type_id,
+            tickets: d.tickets,
+        })
+        .collect();
+    let currency = event.ticketing.types.first().map(|t| t.currency.clone()).unwrap_or_else(|| "USD".into());
+    Ok(Json(Sales {
+        currency,
+        sold: types.iter().map(|t| t.sold).sum(),
+        revenue: by_type.iter().map(|s| s.revenue_cents).sum::<i64>() as f64 / 100.0,
+        checked_in: types.iter().map(|t| t.checked_in).sum(),
+        types,
+        daily,
+    }))
 }

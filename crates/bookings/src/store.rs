@@ -588,3 +588,37 @@ fn tickets_insert(booking_id: &str, user_id: &str, tickets: &NewTickets) -> Opti
     );
     Some((sql, args))
 }
+
+/// One day's new tickets of one type (tickets still valid), for the sales chart.
+#[derive(sqlx::FromRow)]
+pub struct DailySales {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub type_id: String,
+    pub tickets: i64,
+}
+
+/// Per ticket type: valid tickets, revenue from them and how many were scanned.
+#[derive(sqlx::FromRow)]
+pub struct TypeSales {
+    pub type_id: String,
+    pub tickets: i64,
+    pub revenue_cents: i64,
+    pub checked_in: i64,
+}
+
+impl Store {
+    pub async fn daily_sales(&self, event_id: &str) -> Result<Vec<DailySales>, sqlx::Error> {
+        let sql = "SELECT created_at / 86400000 AS day, type_id, COUNT(*) AS tickets FROM bookings_tickets \
+                   WHERE event_id = $1 AND status = 'valid' GROUP BY created_at / 86400000, type_id ORDER BY day, type_id";
+        with_db!(&self.db, pool => sqlx::query_as(sql).bind(event_id).fetch_all(pool).await)
+    }
+
+    pub async fn type_sales(&self, event_id: &str) -> Result<Vec<TypeSales>, sqlx::Error> {
+        let sql = "SELECT t.type_id, COUNT(*) AS tickets, CAST(COALESCE(SUM(i.unit_price_cents), 0) AS BIGINT) AS revenue_cents, \
+                   COUNT(t.checked_in_at) AS checked_in \
+                   FROM bookings_tickets t JOIN bookings_items i ON i.booking_id = t.booking_id AND i.type_id = t.type_id \
+                   WHERE t.event_id = $1 AND t.status = 'valid' GROUP BY t.type_id ORDER BY t.type_id";
+        with_db!(&self.db, pool => sqlx::query_as(sql).bind(event_id).fetch_all(pool).await)
+    }
+}

@@ -206,6 +206,10 @@ async fn sandbox_decide(svc: Svc, ApiPath(id): ApiPath<String>, Form(form): Form
     let after = svc.store.payment(&id).await?.map(|p| p.status).unwrap_or_default();
     Ok(page(
         "Sandbox payment",
-        &format!("<p>Done: this payment is <strong>{}</strong>. You can close this page.</p>", escape(&after)),
+        &format!(
+            r#"<p>Done: this payment is <strong>{}</strong>.</p><p><a href="/bookings/{}">Back to your booking</a></p>"#,
+            escape(&after),
+            escape(&payment.booking_id)
+        ),
     ))
 }

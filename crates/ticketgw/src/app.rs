@@ -145,6 +145,13 @@ pub async fn build_with(
         routes = routes.merge(tg_payments::api::pages(payments.clone()));
     }
     let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
+    // The web UI calls the API routes above in process, as its signed-in user.
+    let routes = if target == "all" {
+        let ui = tg_web::router(routes.clone(), settings.web(listen, payments.provider_names()));
+        routes.merge(ui)
+    } else {
+        routes
+    };
 
     let metrics = Metrics::new();
     let mut consumers = vec![payments.consumer(), notifications.consumer()];

@@ -67,6 +67,9 @@ pub struct Settings {
     /// reCAPTCHA verification endpoint [default: https://www.google.com/recaptcha/api/siteverify].
     #[arg(long, env = "RECAPTCHA_VERIFY_URL")]
     pub recaptcha_verify_url: Option<String>,
+    /// reCAPTCHA site key shown by the web UI's login and register forms (with RECAPTCHA_SECRET).
+    #[arg(long, env = "RECAPTCHA_SITE_KEY")]
+    pub recaptcha_site_key: Option<String>,
     /// Minimum reCAPTCHA v3 score [default: 0.5].
     #[arg(long, env = "RECAPTCHA_MIN_SCORE")]
     pub recaptcha_min_score: Option<f64>,
@@ -184,6 +187,7 @@ impl Settings {
             oidc_jwks_min_refresh_secs,
             recaptcha_secret,
             recaptcha_verify_url,
+            recaptcha_site_key,
             recaptcha_min_score,
             login_account_burst,
             login_account_period_secs,
@@ -235,6 +239,19 @@ impl Settings {
             amqp_url: self.amqp_url.clone(),
             amqp_prefix: self.amqp_prefix.clone().unwrap_or(d.amqp_prefix.clone()),
             ..d
+        }
+    }
+    /// The web UI's settings; `listen` as for [`Settings::users`].
+    pub fn web(&self, listen: SocketAddr, payment_providers: Vec<&str>) -> tg_web::WebConfig {
+        tg_web::WebConfig {
+            secure_cookies: self.users(listen).public_url.starts_with("https://"),
+            recaptcha_site_key: self.recaptcha_site_key.clone().filter(|_| self.recaptcha_secret.is_some()),
+            // The sandbox first: where it is offered (demo, development) it is the one to try.
+            payment_providers: {
+                let mut names: Vec<String> = payment_providers.into_iter().map(str::to_owned).collect();
+                names.sort_by_key(|n| (n != "sandbox", n.clone()));
+                names
+            },
         }
     }
     /// The payments service's providers; `listen` as for [`Settings::users`].

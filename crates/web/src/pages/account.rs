@@ -1,0 +1,230 @@
+//! Sign-in, registration, language and the account page.
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query},
+    http::{header, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::{cookie::Cookie, CookieJar};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ok, render, see_other};
+use crate::{
+    ctx::{cleared_token_cookies, REFRESH_COOKIE, lang_cookie, token_cookies, Ctx, CsrfForm, PageResult, Problem},
+    format,
+    i18n::Lang,
+    views::{List, Me, Message, TokenResponse},
+};
+
+/// Where to go after signing in: only a path on this site (no `//host`, no scheme).
+fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains('\0');
+    if ok {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn with_cookies(mut res: Response, cookies: impl IntoIterator<Item = Cookie<'static>>) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    ctx: Ctx,
+    /// `login` or `register`.
+    mode: &'static str,
+    next: String,
+    email: String,
+    display_name: String,
+    problem: Option<Problem>,
+}
+
+impl LoginPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.problem.as_ref().and_then(|p| p.field(field))
+    }
+
+    /// A message that belongs to no single field.
+    fn general_error(&self) -> Option<String> {
+        self.problem.as_ref().filter(|p| p.errors.is_empty()).map(|p| p.message())
+    }
+}
+
+pub async fn login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    let next = safe_next(&q.next).to_owned();
+    ok(&LoginPage { ctx, mode: "login", next, email: String::new(), display_name: String::new(), problem: None })
+}
+
+pub async fn register_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    let next = safe_next(&q.next).to_owned();
+    ok(&LoginPage { ctx, mode: "register", next, email: String::new(), display_name: String::new(), problem: None })
+}
+
+async fn sign_in(form: CsrfForm, mode: &'static str) -> PageResult {
+    let ctx = form.ctx.clone();
+    let next = safe_next(form.get("next")).to_owned();
+    let email = form.get("email").trim().to_owned();
+    let recaptcha = form.opt("g-recaptcha-response");
+    let password = form.get("password");
+    if mode == "register" {
+        let body = json!({
+            "email": email, "password": password, "display_name": form.get("display_name"),
+            "recaptcha_token": recaptcha,
+        });
+        if let Err(p) = ctx.send::<serde_json::Value>(Method::POST, "/api/v1/auth/register", &body, None).await {
+            return retry_page(ctx, mode, next, email, form.get("display_name"), p);
+        }
+    }
+    // A fresh registration signs in at once (reCAPTCHA tokens are single-use, so none is sent twice).
+    let recaptcha = if mode == "register" { None } else { recaptcha };
+    let body = json!({ "email": email, "password": password, "recaptcha_token": recaptcha });
+    match ctx.send::<TokenResponse>(Method::POST, "/api/v1/auth/login", &body, None).await {
+        Ok(tokens) => Ok(with_cookies(see_other(&next), token_cookies(ctx.web(), &tokens))),
+        Err(p) => retry_page(ctx, mode, next, email, form.get("display_name"), p),
+    }
+}
+
+fn retry_page(ctx: Ctx, mode: &'static str, next: String, email: String, name: &str, p: Problem) -> PageResult {
+    if p.status >= 500 {
+        return Err(ctx.fail(p));
+    }
+    let mut p = p;
+    if p.status == 401 {
+        p.detail = Some(ctx.t("login-failed"));
+    }
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let page = LoginPage { ctx, mode, next, email, display_name: name.to_owned(), problem: Some(p) };
+    Ok(render(&page, status))
+}
+
+pub async fn login(form: CsrfForm) -> PageResult {
+    sign_in(form, "login").await
+}
+
+pub async fn register(form: CsrfForm) -> PageResult {
+    sign_in(form, "register").await
+}
+
+pub async fn logout(jar: CookieJar, form: CsrfForm) -> Response {
+    let ctx = &form.ctx;
+    // Revoke the refresh token's chain too; the cookies go either way.
+    if let Some(refresh) = jar.get(REFRESH_COOKIE).filter(|c| !c.value().is_empty()) {
+        let body = serde_json::to_vec(&json!({ "refresh_token": refresh.value() })).unwrap_or_default();
+        let _ = ctx.call(Method::POST, "/api/v1/auth/logout", Some(body), None).await;
+    }
+    with_cookies(see_other("/"), cleared_token_cookies(ctx.web()))
+}
+
+pub async fn set_language(ctx: Ctx, Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
+    let Some(lang) = Lang::parse(&code) else {
+        return ctx.fail(Problem { status: 404, ..Default::default() }).into_response();
+    };
+    if ctx.signed_in() {
+        // Notices (e-mail, Telegram) follow the profile's language.
+        let _ = ctx.send::<Me>(Method::PATCH, "/api/v1/me", &json!({ "language": lang.code() }), None).await;
+    }
+    with_cookies(see_other(safe_next(&q.next)), [lang_cookie(ctx.web(), lang)])
+}
+
+#[derive(Deserialize, Default)]
+pub struct ApplicationView {
+    status: String,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    ctx: Ctx,
+    me: Me,
+    application: Option<ApplicationView>,
+    messages: Vec<(String, Message)>,
+    problem: Option<Problem>,
+    saved: bool,
+}
+
+impl AccountPage {
+    /// Not an organizer, and no application waiting for a decision.
+    fn may_apply(&self) -> bool {
+        !self.ctx.is_organizer() && self.application.as_ref().is_none_or(|a| a.status != "pending")
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.problem.as_ref().and_then(|p| p.field(field))
+    }
+}
+
+async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool) -> PageResult {
+    let me = ctx.require_login()?.clone();
+    let application = ctx.get::<ApplicationView>("/api/v1/me/organizer-application").await.ok();
+    let messages: List<Message> = ctx.get("/api/v1/me/messages").await.map_err(|p| ctx.fail(p))?;
+    let messages = messages.items.into_iter().take(10).map(|m| (format::millis(m.created_at), m)).collect();
+    let status = problem.as_ref().and_then(|p| StatusCode::from_u16(p.status).ok()).unwrap_or(StatusCode::OK);
+    Ok(render(&AccountPage { ctx, me, application, messages, problem, saved }, status))
+}
+
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+pub async fn account(ctx: Ctx, Query(q): Query<SavedQuery>) -> PageResult {
+    account_page(ctx, None, q.saved.is_some()).await
+}
+
+pub async fn update_account(form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    ctx.require_login()?;
+    let body = json!({ "display_name": form.get("display_name"), "language": form.get("language") });
+    match ctx.send::<Me>(Method::PATCH, "/api/v1/me", &body, None).await {
+        Ok(me) => {
+            let lang = Lang::parse(&me.language).unwrap_or(ctx.lang);
+            Ok(with_cookies(see_other("/account?saved=1"), [lang_cookie(ctx.web(), lang)]))
+        }
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false).await,
+        Err(p) => Err(ctx.fail(p)),
+    }
+}
+
+pub async fn apply_organizer(form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    ctx.require_login()?;
+    let body = json!({
+        "name": form.get("name"), "contact_email": form.get("contact_email"),
+        "contact_phone": form.opt("contact_phone"), "website": form.opt("website"), "message": form.opt("message"),
+    });
+    match ctx.send::<serde_json::Value>(Method::POST, "/api/v1/organizer-applications", &body, None).await {
+        Ok(_) => Ok(see_other("/account?saved=1")),
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false).await,
+        Err(p) => Err(ctx.fail(p)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(super::safe_next("/events/x?y=1"), "/events/x?y=1");
+        assert_eq!(super::safe_next("//evil.example"), "/");
+        assert_eq!(super::safe_next("/\\evil.example"), "/");
+        assert_eq!(super::safe_next("https://evil.example"), "/");
+        assert_eq!(super::safe_next(""), "/");
+    }
+}

@@ -1,0 +1,181 @@
+//! Admin pages: users and roles, organizer applications, event moderation, audit log. The API
+//! refuses non-admins on every call these pages make; the pages only add a friendlier 403.
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query},
+    http::Method,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tg_events::document::EventDocument;
+
+use super::{enc, ok, public::EventCard, see_other};
+use crate::{
+    ctx::{Ctx, CsrfForm, PageError, PageResult, Problem},
+    views::{Application, AuditEntry, List, UserRow},
+};
+
+pub const ROLES: [&str; 3] = ["user", "organizer", "admin"];
+
+fn require_admin(ctx: &Ctx) -> Result<(), PageError> {
+    ctx.require_login()?;
+    if ctx.is_admin() {
+        Ok(())
+    } else {
+        Err(ctx.fail(Problem { status: 403, detail: Some(ctx.t("error-admins-only")), ..Default::default() }))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    status: String,
+}
+
+impl ListQuery {
+    fn params(&self) -> String {
+        let mut p = vec!["limit=50".to_owned()];
+        for (k, v) in [("q", &self.q), ("cursor", &self.cursor), ("status", &self.status)] {
+            if !v.trim().is_empty() {
+                p.push(format!("{k}={}", enc(v.trim())));
+            }
+        }
+        p.join("&")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct Users {
+    ctx: Ctx,
+    q: String,
+    users: Vec<UserRow>,
+    next: Option<String>,
+    roles: [&'static str; 3],
+}
+
+impl Users {
+    fn has(&self, user: &UserRow, role: &&str) -> bool {
+        user.roles.iter().any(|r| r == role)
+    }
+}
+
+pub async fn users(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
+    require_admin(&ctx)?;
+    let page: List<UserRow> = ctx.get(&format!("/api/v1/admin/users?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
+    let next = page.next_cursor.map(|c| format!("/admin?q={}&cursor={}", enc(&q.q), enc(&c)));
+    Ok(ok(&Users { ctx, q: q.q, users: page.items, next, roles: ROLES }))
+}
+
+pub async fn set_roles(Path(id): Path<String>, form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    require_admin(&ctx)?;
+    let roles: Vec<&str> = form.all("role");
+    let _: serde_json::Value = ctx
+        .send(Method::PUT, &format!("/api/v1/admin/users/{}/roles", enc(&id)), &json!({ "roles": roles }), None)
+        .await
+        .map_err(|p| ctx.fail(p))?;
+    Ok(see_other(&format!("/admin?q={}", enc(form.get("q")))))
+}
+
+#[derive(Template)]
+#[template(path = "admin_applications.html")]
+struct Applications {
+    ctx: Ctx,
+    status: String,
+    applications: Vec<Application>,
+}
+
+pub async fn applications(ctx: Ctx, Query(mut q): Query<ListQuery>) -> PageResult {
+    require_admin(&ctx)?;
+    if q.status.is_empty() {
+        q.status = "pending".into();
+    }
+    let page: List<Application> =
+        ctx.get(&format!("/api/v1/admin/organizer-applications?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
+    Ok(ok(&Applications { ctx, status: q.status, applications: page.items }))
+}
+
+pub async fn decide(Path(id): Path<String>, form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    require_admin(&ctx)?;
+    let decision = match form.get("decision") {
+        "approve" => "approve",
+        "reject" => "reject",
+        _ => return Err(ctx.fail(Problem { status: 400, ..Default::default() })),
+    };
+    let path = format!("/api/v1/admin/organizer-applications/{}/{decision}", enc(&id));
+    let _: serde_json::Value =
+        ctx.send(Method::POST, &path, &json!({ "note": form.opt("note") }), None).await.map_err(|p| ctx.fail(p))?;
+    Ok(see_other("/admin/applications"))
+}
+
+pub struct ModeratedEvent {
+    pub card: EventCard,
+    pub id: String,
+    pub organizer: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_events.html")]
+struct Events {
+    ctx: Ctx,
+    q: String,
+    events: Vec<ModeratedEvent>,
+}
+
+/// Published events, newest activity first, with unpublish and cancel.
+pub async fn events(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
+    require_admin(&ctx)?;
+    let mut path = format!("/api/v1/events?limit=100&lang={}", ctx.lang.code());
+    if !q.q.trim().is_empty() {
+        path.push_str(&format!("&q={}", enc(q.q.trim())));
+    }
+    let page: List<EventDocument> = ctx.get(&path).await.map_err(|p| ctx.fail(p))?;
+    let events = page
+        .items
+        .iter()
+        .map(|e| ModeratedEvent { card: EventCard::new(&ctx, e), id: e.id.clone(), organizer: e.organizer.name.clone() })
+        .collect();
+    Ok(ok(&Events { ctx, q: q.q, events }))
+}
+
+pub struct AuditLine {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct Audit {
+    ctx: Ctx,
+    entries: Vec<AuditLine>,
+    next: Option<String>,
+}
+
+pub async fn audit(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
+    require_admin(&ctx)?;
+    let page: List<AuditEntry> =
+        ctx.get(&format!("/api/v1/admin/audit-log?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
+    let entries = page
+        .items
+        .into_iter()
+        .map(|e| AuditLine {
+            at: e.at,
+            actor: e.actor_id.unwrap_or_default(),
+            action: e.action,
+            target: e.target_id.unwrap_or_default(),
+            detail: if e.detail.is_null() { String::new() } else { e.detail.to_string() },
+        })
+        .collect();
+    let next = page.next_cursor.map(|c| format!("/admin/audit?cursor={}", enc(&c)));
+    Ok(ok(&Audit { ctx, entries, next }))
+}

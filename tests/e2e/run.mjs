@@ -1,0 +1,318 @@
+// End-to-end tests of the web UI in real headless Chromium.
+//
+//   node run.mjs BASE_URL [SCREENSHOT_DIR]
+//
+// BASE_URL serves `ticketgw serve --demo` (demo accounts and the fixture event). The Rust test
+// `browser::web_ui_end_to_end_in_chromium` starts such a server and runs this script.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const base = process.argv[2];
+const shots = process.argv[3] || null;
+if (!base) throw new Error("usage: node run.mjs BASE_URL [SCREENSHOT_DIR]");
+if (shots) mkdirSync(shots, { recursive: true });
+
+const PHONE = { width: 360, height: 780 };
+const DESKTOP = { width: 1280, height: 860 };
+const ORGANIZER = { email: "organizer@example.com", password: "ticketgw-demo-organizer" };
+const ADMIN = { email: "admin@example.com", password: "ticketgw-demo-admin" };
+const run = Date.now().toString(36);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"],
+});
+
+let failures = 0;
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failures += 1;
+    console.log(`FAIL ${name}\n${e.stack || e}`);
+  }
+}
+
+async function newPage(viewport) {
+  const context = await browser.newContext({ viewport, locale: "en-US", serviceWorkers: "allow" });
+  const page = await context.newPage();
+  page.on("dialog", (d) => d.accept());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(m.text()); });
+  page.jsErrors = errors;
+  return page;
+}
+
+async function login(page, who) {
+  await page.goto(`${base}/login`);
+  await page.fill("#email", who.email);
+  await page.fill("#password", who.password);
+  await Promise.all([page.waitForNavigation(), page.click("form button[type=submit]")]);
+}
+
+/** Elements sticking out of the viewport to the right (tables scroll inside .table-wrap). */
+async function overflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out = [];
+    if (document.documentElement.scrollWidth > width) out.push(`page is ${document.documentElement.scrollWidth}px wide`);
+    for (const el of document.querySelectorAll("body *")) {
+      if (el.closest(".table-wrap, .sr-only, .skip, svg")) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.right > width + 1) out.push(`${el.tagName.toLowerCase()}.${el.className} ends at ${Math.round(r.right)}px`);
+    }
+    return out.slice(0, 5);
+  });
+}
+
+async function shot(page, name) {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
+}
+
+let attendee = null;
+let eventSlug = null;
+
+await step("attendee browses, registers, books two tickets and pays in the sandbox", async () => {
+  const page = await newPage(PHONE);
+  await page.goto(base);
+  assert.equal(await page.getAttribute("html", "lang"), "en");
+  await shot(page, "home-phone");
+  await page.fill("#home-q", "tech");
+  await Promise.all([page.waitForNavigation(), page.press("#home-q", "Enter")]);
+  assert.match(page.url(), /\/events\?q=tech/);
+  await page.click(".card-link");
+  await page.waitForSelector("h1");
+  eventSlug = new URL(page.url()).pathname.split("/").pop();
+  assert.ok(await page.isVisible("text=Diamond Island Convention Center"));
+  assert.ok(await page.isVisible("a:has-text('Open map')"));
+  await shot(page, "event-phone");
+
+  // Signing in from the event page comes back to it.
+  await Promise.all([page.waitForNavigation(), page.click("a:has-text('Sign in to book')")]);
+  await Promise.all([page.waitForNavigation(), page.click("a:has-text('Create an account')")]);
+  attendee = { email: `e2e-${run}@example.com`, password: "a long e2e password" };
+  await page.fill("#display_name", "E2E Attendee");
+  await page.fill("#email", attendee.email);
+  await page.fill("#password", "short");
+  await Promise.all([page.waitForNavigation(), page.click("form button[type=submit]")]);
+  assert.equal(await page.getAttribute("#password", "aria-invalid"), "true", "a short password is refused next to its field");
+  await page.fill("#password", attendee.password);
+  await Promise.all([page.waitForNavigation(), page.click("form button[type=submit]")]);
+  assert.equal(new URL(page.url()).pathname, `/events/${eventSlug}`);
+
+  const qty = page.locator(".qty input").first();
+  await qty.fill("2");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Book now')")]);
+  assert.match(page.url(), /\/bookings\//);
+  assert.ok(await page.isVisible("text=Waiting for payment"));
+  const countdown = await page.textContent(".countdown");
+  await page.waitForFunction((before) => document.querySelector(".countdown").textContent !== before, countdown);
+  assert.match(await page.textContent(".countdown"), /^\d\d:\d\d$/);
+  await shot(page, "booking-phone");
+  const bookingUrl = page.url();
+
+  await page.check("input[value=sandbox]");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Pay')")]);
+  assert.match(page.url(), /\/pay\/sandbox\//);
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Pay successfully')")]);
+  await Promise.all([page.waitForNavigation(), page.click("a:has-text('Back to your booking')")]);
+  assert.equal(page.url(), bookingUrl);
+  // The payment confirms the booking through a message; the page polls until it shows.
+  await page.waitForSelector("text=Confirmed", { timeout: 20000 });
+  await Promise.all([page.waitForNavigation(), page.click("a:has-text('See my tickets')")]);
+  assert.equal(await page.locator(".ticket").count(), 2);
+  assert.equal(await page.locator(".ticket .qr svg").count(), 2, "each ticket shows its QR code");
+  await shot(page, "tickets-phone");
+  assert.deepEqual(page.jsErrors, []);
+});
+
+await step("tickets stay viewable offline once opened (service worker)", async () => {
+  const page = await newPage(PHONE);
+  await login(page, attendee);
+  await page.goto(`${base}/tickets`);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  // The first visit installed the worker; this one goes through it and is kept.
+  await page.reload();
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  await page.goto(`${base}/tickets`);
+  const codes = await page.locator(".ticket .code").allTextContents();
+  await page.context().setOffline(true);
+  await page.goto(`${base}/tickets`);
+  assert.deepEqual(await page.locator(".ticket .code").allTextContents(), codes);
+  assert.equal(await page.locator(".ticket .qr svg").count(), 2);
+  // A page never opened before gets the offline page, not the browser's error.
+  await page.goto(`${base}/account`);
+  assert.ok(await page.isVisible("text=You are offline"));
+  await page.context().setOffline(false);
+});
+
+let newEventId = null;
+
+await step("organizer creates an event (validation shown by the fields), publishes it, sees it listed", async () => {
+  const page = await newPage(DESKTOP);
+  await login(page, ORGANIZER);
+  await page.goto(`${base}/organizer`);
+  await Promise.all([page.waitForNavigation(), page.click("a:has-text('New event')")]);
+  await shot(page, "event-form-desktop");
+  // Nothing filled in: the server names what is missing next to each field.
+  await Promise.all([page.waitForNavigation(), page.click("form.event-form button[type=submit]")]);
+  assert.ok(await page.isVisible("#form-errors"));
+  assert.equal(await page.getAttribute("#f-start", "aria-invalid"), "true");
+
+  const slug = `e2e-night-market-${run}`;
+  const day = (d) => { const t = new Date(Date.now() + d * 86400000); return t.toISOString().slice(0, 10); };
+  await page.fill("#f-title", "E2E Night Market");
+  await page.fill("#f-summary", "Street food and music by the river.");
+  await page.fill("#f-description", "An evening of Khmer street food, crafts and live music.");
+  await page.fill("#f-slug", slug);
+  await page.fill("#f-category_id", "cat-food");
+  await page.fill("#f-category_name", "Food");
+  await page.fill("#f-tags", "food, music");
+  await page.fill("#f-l10n_title", "ផ្សាររាត្រី E2E");
+  await page.fill("#f-venue_name", "Riverside Park");
+  await page.fill("#f-venue_city", "Phnom Penh");
+  await page.fill("#f-venue_address", "Sisowath Quay, Phnom Penh");
+  await page.fill("#f-start", `${day(20)}T17:00`);
+  await page.fill("#f-end", `${day(20)}T23:00`);
+  await page.fill("#f-booking_start", `${day(-1)}T08:00`);
+  await page.fill("#f-booking_end", `${day(19)}T20:00`);
+  await page.fill("#f-capacity", "300");
+  await page.fill("input[name=tt_id]", "entry");
+  await page.fill("input[name=tt_name]", "Entry");
+  await page.fill("input[name=tt_price]", "8000");
+  await page.fill("input[name=tt_currency]", "KHR");
+  await page.fill("input[name=tt_quantity]", "300");
+  await page.fill("textarea[name=tt_benefits]", "Entry\nOne drink");
+  await page.click("button:has-text('Add a ticket type')");
+  assert.equal(await page.locator("[data-tt-row]").count(), 2);
+  await page.locator("input[name=tt_id]").nth(1).fill("vip");
+  await page.locator("input[name=tt_name]").nth(1).fill("VIP table");
+  await page.locator("input[name=tt_price]").nth(1).fill("20");
+  await page.locator("input[name=tt_currency]").nth(1).fill("KHR");
+  await page.locator("input[name=tt_quantity]").nth(1).fill("0");
+  await Promise.all([page.waitForNavigation(), page.click("form.event-form button[type=submit]")]);
+  // A quantity of 0 is refused by the API and shown on its row; what was typed is kept.
+  assert.equal(await page.inputValue("#f-title"), "E2E Night Market");
+  assert.ok(await page.locator("[data-tt-row] .field-error").count() >= 1, "the ticket row shows its error");
+  await page.locator("input[name=tt_quantity]").nth(1).fill("20");
+  await Promise.all([page.waitForNavigation(), page.click("form.event-form button[type=submit]")]);
+  assert.match(page.url(), /\/organizer\/events\/evt-/);
+  newEventId = page.url().split("/").pop();
+  assert.ok(await page.isVisible(".status-draft"));
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Publish')")]);
+  assert.ok(await page.isVisible(".status-published"));
+
+  await page.goto(`${base}/events?q=night+market`);
+  assert.ok(await page.isVisible("text=E2E Night Market"));
+  await page.goto(`${base}/events/${slug}`);
+  assert.ok(await page.isVisible("text=8,000 ៛"), "KHR price shown in riel");
+  await page.goto(`${base}/lang/km?next=/events/${slug}`);
+  assert.equal(await page.getAttribute("html", "lang"), "km");
+  assert.ok(await page.isVisible("h1:has-text('ផ្សាររាត្រី E2E')"), "the Khmer title is shown in Khmer");
+  assert.deepEqual(page.jsErrors, []);
+});
+
+await step("organizer sees sales and attendees, exports CSV, scans tickets online and offline", async () => {
+  const api = await browser.newContext();
+  const tokens = await (await api.request.post(`${base}/api/v1/auth/login`, { data: attendee })).json();
+  const mine = await (await api.request.get(`${base}/api/v1/me/tickets`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).json();
+  assert.equal(mine.items.length, 2);
+  const eventId = mine.items[0].event_id;
+
+  const page = await newPage(PHONE);
+  await login(page, ORGANIZER);
+  await page.goto(`${base}/organizer/events/${eventId}`);
+  assert.match(await page.textContent("#stat-sold"), /^2 \//);
+  assert.ok(await page.isVisible("figure.chart svg polyline"));
+  assert.ok(await page.isVisible("text=E2E Attendee"));
+  await shot(page, "dashboard-phone");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("a:has-text('Export CSV')")]);
+  const csv = await (await download.createReadStream()).toArray();
+  assert.match(Buffer.concat(csv).toString(), /E2E Attendee/);
+
+  await page.goto(`${base}/organizer/events/${eventId}/scan`);
+  await page.fill("#token", mine.items[0].token);
+  await page.click("#manual button");
+  await page.waitForSelector(".scan-result.ok");
+  assert.match(await page.textContent("#result"), /Valid/);
+  await page.fill("#token", mine.items[0].token);
+  await page.click("#manual button");
+  await page.waitForSelector(".scan-result.warn");
+  assert.match(await page.textContent("#result"), /Already checked in/);
+  await shot(page, "scanner-phone");
+
+  // Offline: the event key decides, the scan waits in the queue, and is uploaded when back online.
+  await page.waitForFunction(() => localStorage.getItem("tg-scan-keys:" + document.getElementById("scanner").dataset.event));
+  await page.context().setOffline(true);
+  await page.fill("#token", mine.items[1].token);
+  await page.click("#manual button");
+  await page.waitForFunction(() => document.getElementById("pending").textContent === "1");
+  assert.match(await page.textContent("#result"), /Valid.*Offline/);
+  await page.fill("#token", mine.items[1].token.slice(0, -4) + "AAAA");
+  await page.click("#manual button");
+  await page.waitForFunction(() => /Not a valid ticket/.test(document.getElementById("result").textContent));
+  await page.context().setOffline(false);
+  await page.evaluate(() => window.dispatchEvent(new Event("online")));
+  await page.waitForFunction(() => document.getElementById("pending").textContent === "0", null, { timeout: 20000 });
+  const after = await (await api.request.get(`${base}/api/v1/me/tickets`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).json();
+  assert.ok(after.items.every((t) => t.checked_in_at), "both tickets are checked in on the server");
+  await api.close();
+});
+
+await step("admin pages list users, applications, events and the audit log", async () => {
+  const page = await newPage(DESKTOP);
+  await login(page, ADMIN);
+  for (const [path, text] of [["/admin", "organizer@example.com"], ["/admin/applications", "Organizer applications"],
+    ["/admin/events", "Tech Conference"], ["/admin/audit", "Audit log"]]) {
+    await page.goto(`${base}${path}`);
+    assert.ok(await page.isVisible(`text=${text}`), `${path} shows ${text}`);
+  }
+  await shot(page, "admin-users-desktop");
+  // An attendee gets "not allowed", not the admin page.
+  const other = await newPage(DESKTOP);
+  await login(other, attendee);
+  const res = await other.goto(`${base}/admin`);
+  assert.equal(res.status(), 403);
+});
+
+await step("nothing overflows a 360 px phone screen, in English and Khmer", async () => {
+  const page = await newPage(PHONE);
+  await login(page, ORGANIZER);
+  const paths = ["/", "/events", `/events/${eventSlug}`, "/login", "/register", "/tickets", "/account", "/organizer",
+    "/organizer/events/new", `/organizer/events/${newEventId}`, `/organizer/events/${newEventId}/edit`,
+    `/organizer/events/${newEventId}/scan`];
+  for (const lang of ["en", "km"]) {
+    await page.goto(`${base}/lang/${lang}`);
+    for (const path of paths) {
+      await page.goto(`${base}${path}`);
+      assert.deepEqual(await overflow(page), [], `${path} (${lang}) fits 360 px`);
+    }
+  }
+  // Khmer text is drawn with the bundled Khmer font.
+  await page.goto(`${base}/lang/km?next=/events`);
+  await page.evaluate(() => document.fonts.ready);
+  assert.ok(await page.evaluate(() => document.fonts.check('16px "Noto Sans Khmer"', "ព្រឹត្តិការណ៍")));
+  await shot(page, "events-km-phone");
+  await page.goto(`${base}/lang/en`);
+});
+
+await step("desktop screenshots of the main pages", async () => {
+  const page = await newPage(DESKTOP);
+  for (const [path, name] of [["/", "home-desktop"], [`/events/${eventSlug}`, "event-desktop"]]) {
+    await page.goto(`${base}${path}`);
+    assert.deepEqual(await overflow(page), []);
+    await shot(page, name);
+  }
+});
+
+await browser.close();
+if (failures) {
+  console.log(`${failures} end-to-end step(s) failed`);
+  process.exit(1);
+}
+console.log("all end-to-end steps passed");
