@@ -44,10 +44,17 @@
   };
   document.addEventListener("DOMContentLoaded", paint);
 
-  // Images that fail to load (an unreachable banner host) are hidden rather than shown broken.
-  document.addEventListener("error", (e) => {
-    if (e.target.tagName === "IMG") e.target.hidden = true;
-  }, true);
+  // Images that fail to load (an unreachable banner host) become the gradient placeholder.
+  const replaceBroken = (img) => {
+    const div = document.createElement("div");
+    div.className = img.className + " placeholder";
+    div.setAttribute("aria-hidden", "true");
+    img.replaceWith(div);
+  };
+  document.addEventListener("error", (e) => { if (e.target.tagName === "IMG") replaceBroken(e.target); }, true);
+  document.addEventListener("DOMContentLoaded", () => document.querySelectorAll("img").forEach((img) => {
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) replaceBroken(img);
+  }));
 
   // "Add a ticket type": a copy of the last row, emptied.
   document.addEventListener("click", (e) => {

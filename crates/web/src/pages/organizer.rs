@@ -441,7 +441,11 @@ impl EventFormPage {
     }
 }
 
-fn form_page(ctx: Ctx, event_id: Option<String>, form: EventForm, problem: Option<Problem>) -> Response {
+fn form_page(ctx: Ctx, event_id: Option<String>, mut form: EventForm, problem: Option<Problem>) -> Response {
+    if form.types.is_empty() {
+        // Always a row to fill in (and for "add a ticket type" to copy).
+        form.types.push(TypeForm { currency: "USD".into(), refundable: true, ..Default::default() });
+    }
     let status = problem.as_ref().map_or(StatusCode::OK, |p| {
         StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
     });
