@@ -72,7 +72,7 @@ async function overflow(page) {
 
 async function shot(page, name) {
   if (!shots) return;
-  await page.evaluate(() => document.fonts.ready);
+  await page.evaluate(() => document.fonts.load('16px "Noto Sans Khmer"', "ខ្មែរ").then(() => document.fonts.ready));
   await page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
 }
 

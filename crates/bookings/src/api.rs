@@ -374,6 +374,7 @@ async fn availability(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<
 pub struct TypeSalesView {
     pub ticket_type_id: String,
     pub name: String,
+    pub currency: String,
     pub quantity: i64,
     /// Valid (confirmed, not cancelled) tickets.
     pub sold: i64,
@@ -392,11 +393,17 @@ pub struct DailySalesView {
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
-pub struct Sales {
+pub struct Money {
     pub currency: String,
+    pub amount: f64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Sales {
     pub types: Vec<TypeSalesView>,
     pub sold: i64,
-    pub revenue: f64,
+    /// Revenue of valid tickets, one entry per currency (types may be priced in USD and KHR).
+    pub revenue: Vec<Money>,
     pub checked_in: i64,
     /// New valid tickets per day and type, oldest first.
     pub daily: Vec<DailySalesView>,
@@ -406,22 +413,30 @@ pub struct Sales {
     responses((status = 200, body = Sales), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn sales(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Sales>> {
     let event_id = managed_event(&svc, &me, &id).await?;
-    let event = svc.events.event(&event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    let event =
+        svc.events.event(&event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
     let counts = svc.store.inventory(&event_id).await?;
     let by_type = svc.store.type_sales(&event_id).await?;
+    let mut revenue: Vec<Money> = Vec::new();
     let types: Vec<TypeSalesView> = event
         .ticketing
         .types
         .iter()
         .map(|t| {
             let s = by_type.iter().find(|s| s.type_id == t.id);
+            let amount = s.map_or(0, |s| s.revenue_cents) as f64 / 100.0;
+            match revenue.iter_mut().find(|m| m.currency == t.currency) {
+                Some(m) => m.amount += amount,
+                None => revenue.push(Money { currency: t.currency.clone(), amount }),
+            }
             TypeSalesView {
                 ticket_type_id: t.id.clone(),
                 name: t.name.clone(),
+                currency: t.currency.clone(),
                 quantity: t.quantity,
                 sold: s.map_or(0, |s| s.tickets),
                 held: counts.get(&t.id).map_or(0, |c| c.held),
-                revenue: s.map_or(0, |s| s.revenue_cents) as f64 / 100.0,
+                revenue: amount,
                 checked_in: s.map_or(0, |s| s.checked_in),
             }
         })
@@ -437,12 +452,10 @@ async fn sales(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResu
             tickets: d.tickets,
         })
         .collect();
-    let currency = event.ticketing.types.first().map(|t| t.currency.clone()).unwrap_or_else(|| "USD".into());
     Ok(Json(Sales {
-        currency,
         sold: types.iter().map(|t| t.sold).sum(),
-        revenue: by_type.iter().map(|s| s.revenue_cents).sum::<i64>() as f64 / 100.0,
         checked_in: types.iter().map(|t| t.checked_in).sum(),
+        revenue,
         types,
         daily,
     }))

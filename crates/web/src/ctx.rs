@@ -182,9 +182,9 @@ impl Ctx {
 
     /// Require a signed-in user, else send them to the login page and back here.
     pub fn require_login(&self) -> Result<&Me, PageError> {
-        self.me.as_ref().ok_or_else(|| {
-            self.fail(Problem { status: 401, code: "unauthorized".into(), ..Default::default() })
-        })
+        self.me
+            .as_ref()
+            .ok_or_else(|| self.fail(Problem { status: 401, code: "unauthorized".into(), ..Default::default() }))
     }
 
     /// The login page, with this page to come back to.
@@ -203,10 +203,7 @@ async fn call_api(
     body: Option<Vec<u8>>,
     idempotency_key: Option<&str>,
 ) -> Result<(StatusCode, HeaderMap, Bytes), Problem> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json");
+    let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
     if let Some(token) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -321,10 +318,8 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
     if token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
         if let Some(refresh_token) = refresh {
             let body = serde_json::to_vec(&serde_json::json!({ "refresh_token": refresh_token })).unwrap_or_default();
-            let answer =
-                call_api(&web, peer, None, Method::POST, "/api/v1/auth/refresh", Some(body), None).await;
-            match answer.ok().filter(|(s, _, _)| s.is_success()).and_then(|(_, _, b)| serde_json::from_slice(&b).ok())
-            {
+            let answer = call_api(&web, peer, None, Method::POST, "/api/v1/auth/refresh", Some(body), None).await;
+            match answer.ok().filter(|(s, _, _)| s.is_success()).and_then(|(_, _, b)| serde_json::from_slice(&b).ok()) {
                 Some(tokens) => {
                     let tokens: TokenResponse = tokens;
                     token = Some(tokens.access_token.clone());
@@ -403,8 +398,13 @@ impl<S: Send + Sync> FromRequest<S> for CsrfForm {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ctx = req.extensions().get::<Ctx>().cloned().ok_or(StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
         let bad = |detail: &str| {
-            ctx.fail(Problem { status: 400, code: "bad_form".into(), detail: Some(detail.into()), ..Default::default() })
-                .into_response()
+            ctx.fail(Problem {
+                status: 400,
+                code: "bad_form".into(),
+                detail: Some(detail.into()),
+                ..Default::default()
+            })
+            .into_response()
         };
         let Form(fields) = Form::<Vec<(String, String)>>::from_request(req, state)
             .await

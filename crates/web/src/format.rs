@@ -48,8 +48,7 @@ pub fn price(amount: f64, currency: &str) -> String {
     }
 }
 
-const MONTHS_KM: [&str; 12] =
-    ["មករា", "កុម្ភៈ", "មីនា", "មេសា", "ឧសភា", "មិថុនា", "កក្កដា", "សីហា", "កញ្ញា", "តុលា", "វិច្ឆិកា", "ធ្នូ"];
+const MONTHS_KM: [&str; 12] = ["មករា", "កុម្ភៈ", "មីនា", "មេសា", "ឧសភា", "មិថុនា", "កក្កដា", "សីហា", "កញ្ញា", "តុលា", "វិច្ឆិកា", "ធ្នូ"];
 
 /// An RFC 3339 instant shown in `tz` (the event's zone), with the zone's abbreviation:
 /// `Sat 1 Nov 2025, 09:00 (+07)`. Falls back to the input when it does not parse.
@@ -119,7 +118,10 @@ mod tests {
         assert_eq!(datetime(at, "Asia/Phnom_Penh", Lang::En), "Sat 1 Nov 2025, 09:00 (+07)");
         assert_eq!(datetime(at, "Asia/Phnom_Penh", Lang::Km), "1 វិច្ឆិកា 2025, 09:00 (+07)");
         assert_eq!(local_input(at, "Asia/Phnom_Penh"), "2025-11-01T09:00");
-        assert_eq!(from_local_input("2025-11-01T09:00", "Asia/Phnom_Penh").as_deref(), Some("2025-11-01T09:00:00+07:00"));
+        assert_eq!(
+            from_local_input("2025-11-01T09:00", "Asia/Phnom_Penh").as_deref(),
+            Some("2025-11-01T09:00:00+07:00")
+        );
         assert_eq!(from_local_input("yesterday", "Asia/Phnom_Penh"), None);
         assert_eq!(datetime("garbage", "Asia/Phnom_Penh", Lang::En), "garbage");
     }

@@ -84,6 +84,7 @@ pub struct Availability {
 pub struct TypeSales {
     pub ticket_type_id: String,
     pub name: String,
+    pub currency: String,
     pub quantity: i64,
     pub sold: i64,
     pub held: i64,
@@ -99,11 +100,16 @@ pub struct DailySales {
 }
 
 #[derive(Deserialize)]
-pub struct Sales {
+pub struct Money {
     pub currency: String,
+    pub amount: f64,
+}
+
+#[derive(Deserialize)]
+pub struct Sales {
     pub types: Vec<TypeSales>,
     pub sold: i64,
-    pub revenue: f64,
+    pub revenue: Vec<Money>,
     pub checked_in: i64,
     pub daily: Vec<DailySales>,
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod bookings;
+mod browser;
 mod cli;
 mod discovery;
 mod events;
@@ -15,3 +16,4 @@ mod organizers;
 mod payments;
 mod platform;
 mod recaptcha;
+mod web;

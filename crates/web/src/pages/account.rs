@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{ok, render, see_other};
 use crate::{
-    ctx::{cleared_token_cookies, REFRESH_COOKIE, lang_cookie, token_cookies, Ctx, CsrfForm, PageResult, Problem},
+    ctx::{cleared_token_cookies, lang_cookie, token_cookies, CsrfForm, Ctx, PageResult, Problem, REFRESH_COOKIE},
     format,
     i18n::Lang,
     views::{List, Me, Message, TokenResponse},

@@ -12,7 +12,7 @@ use tg_events::document::EventDocument;
 
 use super::{enc, ok, public::EventCard, see_other};
 use crate::{
-    ctx::{Ctx, CsrfForm, PageError, PageResult, Problem},
+    ctx::{CsrfForm, Ctx, PageError, PageResult, Problem},
     views::{Application, AuditEntry, List, UserRow},
 };
 
@@ -140,7 +140,11 @@ pub async fn events(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
     let events = page
         .items
         .iter()
-        .map(|e| ModeratedEvent { card: EventCard::new(&ctx, e), id: e.id.clone(), organizer: e.organizer.name.clone() })
+        .map(|e| ModeratedEvent {
+            card: EventCard::new(&ctx, e),
+            id: e.id.clone(),
+            organizer: e.organizer.name.clone(),
+        })
         .collect();
     Ok(ok(&Events { ctx, q: q.q, events }))
 }

@@ -9,7 +9,7 @@ use tg_events::document::EventDocument;
 
 use super::{enc, ok, public::EventPage, render, see_other};
 use crate::{
-    ctx::{Ctx, CsrfForm, PageResult, Problem},
+    ctx::{CsrfForm, Ctx, PageResult, Problem},
     format,
     views::{Booking, List, Payment, Ticket},
 };
@@ -37,7 +37,8 @@ pub async fn book(Path(id): Path<String>, form: CsrfForm) -> PageResult {
         }
     };
     // Show the event again with what went wrong next to the tickets.
-    let status = axum::http::StatusCode::from_u16(problem.status).unwrap_or(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    let status =
+        axum::http::StatusCode::from_u16(problem.status).unwrap_or(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
     let message = problem.errors.first().map(|e| e.message.clone()).unwrap_or_else(|| problem.message());
     let page = EventPage::load(ctx.clone(), &id, Some(message)).await.map_err(|p| ctx.fail(p))?;
     Ok(render(&page, status))

@@ -13,7 +13,7 @@ use tg_events::document::EventDocument;
 
 use super::{enc, ok, public::EventCard, render, see_other};
 use crate::{
-    ctx::{csrf_matches, Ctx, CsrfForm, FieldError, PageResult, Problem},
+    ctx::{csrf_matches, CsrfForm, Ctx, FieldError, PageResult, Problem},
     format,
     views::{Attendees, List, Sales},
 };
@@ -330,7 +330,8 @@ impl EventForm {
         let priority = integer("priority", &self.priority);
         let max_per_user = integer("ticketing.max_tickets_per_user", &self.max_per_user);
         let capacity = integer("ticketing.total_capacity", &self.capacity);
-        let coordinate = |v: &str| v.trim().parse::<f64>().ok().filter(|n| n.is_finite()).map_or(Value::Null, |n| json!(n));
+        let coordinate =
+            |v: &str| v.trim().parse::<f64>().ok().filter(|n| n.is_finite()).map_or(Value::Null, |n| json!(n));
         let type_values: Vec<Value> = types
             .iter()
             .enumerate()
@@ -446,9 +447,9 @@ fn form_page(ctx: Ctx, event_id: Option<String>, mut form: EventForm, problem: O
         // Always a row to fill in (and for "add a ticket type" to copy).
         form.types.push(TypeForm { currency: "USD".into(), refundable: true, ..Default::default() });
     }
-    let status = problem.as_ref().map_or(StatusCode::OK, |p| {
-        StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
-    });
+    let status = problem
+        .as_ref()
+        .map_or(StatusCode::OK, |p| StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY));
     let page = EventFormPage { ctx, event_id, form, problem, nonce: uuid::Uuid::new_v4().to_string() };
     render(&page, status)
 }
@@ -521,7 +522,11 @@ pub async fn lifecycle(Path(id): Path<String>, form: CsrfForm) -> PageResult {
     }
     let path = format!("/api/v1/events/{}/{action}", enc(&id));
     let _: Value = ctx.send(Method::POST, &path, &json!({}), None).await.map_err(|p| ctx.fail(p))?;
-    let back = if form.get("back") == "admin" { "/admin/events".to_owned() } else { format!("/organizer/events/{}", enc(&id)) };
+    let back = if form.get("back") == "admin" {
+        "/admin/events".to_owned()
+    } else {
+        format!("/organizer/events/{}", enc(&id))
+    };
     Ok(see_other(&back))
 }
 
@@ -587,7 +592,12 @@ fn chart(sales: &Sales) -> Option<Chart> {
                 // One day of sales: draw it as a flat line across.
                 points.push(points[0].replacen("0.0,", &format!("{CHART_W:.1},"), 1));
             }
-            ChartLine { name, color: COLORS[i % COLORS.len()], points: points.join(" "), total: *series.last().unwrap_or(&0) }
+            ChartLine {
+                name,
+                color: COLORS[i % COLORS.len()],
+                points: points.join(" "),
+                total: *series.last().unwrap_or(&0),
+            }
         })
         .collect();
     Some(Chart { lines, max, first_day: days[0].to_owned(), last_day: days[days.len() - 1].to_owned() })
@@ -632,12 +642,16 @@ pub async fn dashboard(ctx: Ctx, Path(id): Path<String>) -> PageResult {
             quantity: t.quantity,
             held: t.held,
             checked_in: t.checked_in,
-            revenue: format::money(t.revenue, &sales.currency),
+            revenue: format::money(t.revenue, &t.currency),
             percent: if t.quantity > 0 { (t.sold * 100 / t.quantity).clamp(0, 100) } else { 0 },
         })
         .collect();
     Ok(ok(&Dashboard {
-        revenue: format::money(sales.revenue, &sales.currency),
+        revenue: if sales.revenue.is_empty() {
+            format::money(0.0, "USD")
+        } else {
+            sales.revenue.iter().map(|m| format::money(m.amount, &m.currency)).collect::<Vec<_>>().join(" + ")
+        },
         sold: sales.sold,
         checked_in: sales.checked_in,
         chart: chart(&sales),
@@ -672,7 +686,10 @@ pub async fn attendees_csv(ctx: Ctx, Path(id): Path<String>) -> PageResult {
         return Err(ctx.fail(p));
     }
     let mut res = passthrough(status, &headers, body);
-    let name = format!("attachment; filename=\"attendees-{}.csv\"", id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
+    let name = format!(
+        "attachment; filename=\"attendees-{}.csv\"",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+    );
     if let Ok(v) = HeaderValue::from_str(&name) {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

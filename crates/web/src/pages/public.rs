@@ -150,7 +150,8 @@ struct Search {
 
 /// The whole page also answers htmx, which takes `#results` out of it (`hx-select`).
 pub async fn search(ctx: Ctx, Query(query): Query<SearchQuery>) -> PageResult {
-    let page: Result<List<EventDocument>, Problem> = ctx.get(&format!("/api/v1/events?{}", query.api_query(&ctx))).await;
+    let page: Result<List<EventDocument>, Problem> =
+        ctx.get(&format!("/api/v1/events?{}", query.api_query(&ctx))).await;
     let page = match page {
         Ok(page) => page,
         // A stale or hand-made cursor: show the first page instead of an error.
@@ -194,9 +195,9 @@ pub struct EventPage {
 
 impl EventPage {
     pub async fn load(ctx: Ctx, id: &str, error: Option<String>) -> Result<EventPage, Problem> {
-        let event: EventDocument =
-            ctx.get(&format!("/api/v1/events/{}?lang={}", enc(id), ctx.lang.code())).await?;
-        let availability: Availability = match ctx.get(&format!("/api/v1/events/{}/availability", enc(&event.id))).await {
+        let event: EventDocument = ctx.get(&format!("/api/v1/events/{}?lang={}", enc(id), ctx.lang.code())).await?;
+        let availability: Availability = match ctx.get(&format!("/api/v1/events/{}/availability", enc(&event.id))).await
+        {
             Ok(a) => a,
             Err(p) if p.status == 404 => Availability { types: Vec::new() },
             Err(p) => return Err(p),
@@ -223,7 +224,9 @@ impl EventPage {
                 available: availability.types.iter().find(|a| a.ticket_type_id == t.id).map_or(0, |a| a.available),
                 on_sale: booking_open && within(t.available_from.as_deref(), t.available_until.as_deref()),
                 sale_window: match (&t.available_from, &t.available_until) {
-                    (Some(f), Some(u)) => format!("{} – {}", format::date(f, &tz, ctx.lang), format::date(u, &tz, ctx.lang)),
+                    (Some(f), Some(u)) => {
+                        format!("{} – {}", format::date(f, &tz, ctx.lang), format::date(u, &tz, ctx.lang))
+                    }
                     (None, Some(u)) => ctx.ta("sale-until", &format::date(u, &tz, ctx.lang)),
                     (Some(f), None) => ctx.ta("sale-from", &format::date(f, &tz, ctx.lang)),
                     (None, None) => String::new(),

@@ -1,0 +1,494 @@
+//! The web UI over HTTP, as a browser without JavaScript sees it: cookies, CSRF, forms, redirects,
+//! escaping and who may open what. (The browser journeys themselves are in `browser.rs`.)
+
+use std::collections::BTreeMap;
+
+use reqwest::{header, redirect::Policy, Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::{
+    bookings::{book, bookable_event, items},
+    events::{demo_organizer, event_doc, new_organizer},
+    helpers::{spawn_app, TestApp},
+};
+
+/// A cookie-keeping client that does not follow redirects.
+struct Browser {
+    http: Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        let http = Client::builder().redirect(Policy::none()).build().unwrap();
+        Browser { http, base: app.base.clone(), cookies: BTreeMap::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn finish(&mut self, res: reqwest::Response) -> Page {
+        for c in res.headers().get_all(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let (status, headers) = (res.status(), res.headers().clone());
+        Page { status, headers, body: res.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let res = self.http.get(format!("{}{path}", self.base)).header(header::COOKIE, self.cookie_header());
+        let res = res.send().await.unwrap();
+        self.finish(res).await
+    }
+
+    /// Post a form; the CSRF token is added unless `fields` has its own `csrf`.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.cookies.get("tg_csrf").cloned().unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        if !fields.iter().any(|(k, _)| *k == "csrf") {
+            form.push(("csrf", &csrf));
+        }
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, self.cookie_header())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(res).await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        self.get("/login").await;
+        let page = self.post("/login", &[("email", email), ("password", password), ("next", "/tickets")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location(), "/tickets");
+    }
+}
+
+async fn user(app: &TestApp) -> (String, String) {
+    let email = format!("w{}@example.com", uuid::Uuid::new_v4().simple());
+    app.app.users.create_user(&email, "a long password", "Web User", &[]).await.unwrap();
+    let token = app.login(&email, "a long password").await["access_token"].as_str().unwrap().to_owned();
+    (email, token)
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_a_csrf_cookie() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let set_cookie: Vec<_> = page.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+    let csrf = set_cookie.iter().find(|c| c.starts_with("tg_csrf=")).expect("csrf cookie");
+    assert!(csrf.contains("HttpOnly") && csrf.contains("SameSite=Strict"), "{csrf}");
+    assert!(
+        page.body.contains(&format!("value=\"{}\"", b.cookies["tg_csrf"])) || page.body.contains(&b.cookies["tg_csrf"])
+    );
+    // The cookie is reused, not replaced, on the next page.
+    let again = b.get("/events").await;
+    assert!(again.headers.get(header::SET_COOKIE).is_none());
+    for path in ["/assets/app.css", "/assets/vendor/htmx-2.0.11.min.js", "/sw.js", "/manifest.webmanifest"] {
+        assert_eq!(b.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(b.get("/assets/../Cargo.toml").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    bookable_event(&app, 1, 10).await;
+    let (email, token) = user(&app).await;
+    let mut b = Browser::new(&app);
+    b.get("/login").await;
+    let page = b.post("/login", &[("email", &email), ("password", "a long password"), ("csrf", "forged")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!b.cookies.contains_key("tg_at"), "no session from a forged form");
+
+    b.sign_in(&email, "a long password").await;
+    let page =
+        b.post("/events/evt-t1/book", &[("event_id", "evt-t1"), ("qty_vip", "1"), ("nonce", "n1"), ("csrf", "")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let mine: Value = app.get("/api/v1/me/bookings", Some(&token)).await.json().await.unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0, "the forged form booked nothing");
+    // The scanner's JSON calls need the token in a header.
+    let res = b
+        .http
+        .post(format!("{}/organizer/events/evt-t1/checkins", b.base))
+        .header(header::COOKIE, b.cookie_header())
+        .json(&json!({"token": "x", "nonce": "n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sign_in_sets_http_only_cookies_and_sign_out_revokes_the_session() {
+    let app = spawn_app().await;
+    let (email, _) = user(&app).await;
+    let mut b = Browser::new(&app);
+    b.get("/login").await;
+    let wrong = b.post("/login", &[("email", &email), ("password", "not the password")]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong e-mail or password"));
+    assert!(wrong.body.contains(&format!("value=\"{email}\"")), "the e-mail is kept");
+
+    let page = b.post("/login", &[("email", &email), ("password", "a long password"), ("next", "/account")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/account");
+    for c in page.headers.get_all(header::SET_COOKIE) {
+        let c = c.to_str().unwrap();
+        if c.starts_with("tg_at=") || c.starts_with("tg_rt=") {
+            assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
+        }
+    }
+    let account = b.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains("Web User") && account.body.contains(&email));
+
+    // An expired access token is replaced from the refresh token without the user noticing.
+    b.cookies.remove("tg_at");
+    let account = b.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(b.cookies.contains_key("tg_at"), "a new access token was set");
+
+    let refresh = b.cookies["tg_rt"].clone();
+    let out = b.post("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!b.cookies.contains_key("tg_at") && !b.cookies.contains_key("tg_rt"));
+    let res = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": refresh})).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "signing out revoked the refresh token");
+    let gone = b.get("/account").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert_eq!(gone.location(), "/login?next=%2Faccount");
+}
+
+#[tokio::test]
+async fn after_sign_in_only_paths_on_this_site_are_followed() {
+    let app = spawn_app().await;
+    let (email, _) = user(&app).await;
+    for next in ["//evil.example/x", "https://evil.example", "/\\evil.example"] {
+        let mut b = Browser::new(&app);
+        b.get("/login").await;
+        let page = b.post("/login", &[("email", &email), ("password", "a long password"), ("next", next)]).await;
+        assert_eq!(page.location(), "/", "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn registration_errors_are_shown_next_to_their_fields() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    b.get("/register").await;
+    let page = b.post("/register", &[("display_name", "New"), ("email", "not-an-email"), ("password", "short")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"email-err\""), "{}", page.body);
+    assert!(page.body.contains("value=\"New\""), "what was typed is kept");
+    let page =
+        b.post("/register", &[("display_name", "New"), ("email", "new@example.com"), ("password", "short")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"password-err\""), "{}", page.body);
+    let page = b
+        .post("/register", &[("display_name", "New"), ("email", "new@example.com"), ("password", "a long password")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "registered and signed in");
+    assert!(b.cookies.contains_key("tg_at"));
+}
+
+#[tokio::test]
+async fn event_texts_are_escaped() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    let mut doc = event_doc(7);
+    doc["title"] = json!("<script>alert(1)</script> & \"quotes\"");
+    doc["description"] = json!("<img src=x onerror=alert(2)>");
+    let res = app.post("/api/v1/events", Some(&organizer), &doc).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+    let mut b = Browser::new(&app);
+    let page = b.get("/events/test-event-7").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<script>alert(1)") && !page.body.contains("<img src=x"));
+    assert!(page.body.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || page.body.contains("&lt;script&gt;"));
+    let list = b.get("/events?q=alert").await;
+    assert!(!list.body.contains("<script>alert(1)"));
+}
+
+#[tokio::test]
+async fn booking_forms_book_once_and_bad_quantities_book_nothing() {
+    let app = spawn_app().await;
+    bookable_event(&app, 2, 10).await;
+    let (email, token) = user(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&email, "a long password").await;
+    for qty in ["abc", "-1", "0", "999"] {
+        let page =
+            b.post("/events/test-event-2/book", &[("event_id", "evt-t2"), ("qty_vip", qty), ("nonce", qty)]).await;
+        assert!(page.status.is_client_error(), "qty {qty}: {}", page.status);
+        assert!(page.body.contains("id=\"book-error\""), "the event page says what went wrong");
+    }
+    let nul = b.post("/events/test-event-2/book", &[("event_id", "evt-t2\0"), ("qty_vip", "1"), ("nonce", "x")]).await;
+    assert_eq!(nul.status, StatusCode::BAD_REQUEST);
+    let mine: Value = app.get("/api/v1/me/bookings", Some(&token)).await.json().await.unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+
+    // The same form sent twice (a double click, a retry) makes one booking.
+    let form = [("event_id", "evt-t2"), ("qty_vip", "2"), ("qty_standard", "1"), ("nonce", "same-form")];
+    let first = b.post("/events/test-event-2/book", &form).await;
+    let second = b.post("/events/test-event-2/book", &form).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert_eq!(first.location(), second.location());
+    let mine: Value = app.get("/api/v1/me/bookings", Some(&token)).await.json().await.unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let page = b.get(first.location()).await;
+    assert!(page.body.contains("data-countdown") && page.body.contains("$225.50"), "{}", page.body);
+
+    // Cancelling the hold from its page returns the seats.
+    let booking_id = first.location().rsplit('/').next().unwrap().to_owned();
+    let page = b.post(&format!("/bookings/{booking_id}/cancel"), &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let booking: Value = app.get(&format!("/api/v1/bookings/{booking_id}"), Some(&token)).await.json().await.unwrap();
+    assert_eq!(booking["status"], "cancelled");
+    // Someone else's booking page is not found.
+    let (other, _) = user(&app).await;
+    let mut c = Browser::new(&app);
+    c.sign_in(&other, "a long password").await;
+    assert_eq!(c.get(&format!("/bookings/{booking_id}")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_are_only_for_those_allowed() {
+    let app = spawn_app().await;
+    bookable_event(&app, 3, 10).await;
+    let admin = app.user_with(&[tg_platform::auth::Role::Admin]).await.1;
+    let (_, other_org) = new_organizer(&app, &admin).await;
+    let other_email: Value = app.get("/api/v1/me", Some(&other_org)).await.json().await.unwrap();
+    let mut anonymous = Browser::new(&app);
+    for path in ["/tickets", "/account", "/organizer", "/admin", "/organizer/events/evt-t3"] {
+        let page = anonymous.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(page.location().starts_with("/login?next="), "{path}");
+    }
+    let (email, _) = user(&app).await;
+    let mut attendee = Browser::new(&app);
+    attendee.sign_in(&email, "a long password").await;
+    for path in ["/admin", "/admin/audit", "/admin/events", "/organizer/events/evt-t3", "/organizer/events/evt-t3/edit"]
+    {
+        assert_eq!(attendee.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let page = attendee.post("/organizer/events/evt-t3/lifecycle", &[("action", "cancel")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let mut organizer = Browser::new(&app);
+    organizer.sign_in(other_email["email"].as_str().unwrap(), "a long password").await;
+    assert_eq!(
+        organizer.get("/organizer/events/evt-t3").await.status,
+        StatusCode::FORBIDDEN,
+        "another organizer's event"
+    );
+    let csv = organizer.get("/organizer/events/evt-t3/attendees.csv").await;
+    assert_eq!(csv.status, StatusCode::FORBIDDEN);
+    let event: Value = app.get("/api/v1/events/evt-t3", None).await.json().await.unwrap();
+    assert_eq!(event["status"], "published", "nothing was cancelled");
+}
+
+#[tokio::test]
+async fn availability_and_sales_follow_bookings() {
+    let app = spawn_app().await;
+    let organizer = bookable_event(&app, 4, 10).await;
+    let (_, buyer) = app.user_with(&[]).await;
+    let res = book(&app, &buyer, "k1", &items("evt-t4", &[("vip", 2), ("standard", 1)])).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let usd: Value = res.json().await.unwrap();
+    let res = book(&app, &buyer, "k2", &items("evt-t4", &[("riel", 1)])).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let khr: Value = res.json().await.unwrap();
+
+    let avail: Value = app.get("/api/v1/events/evt-t4/availability", None).await.json().await.unwrap();
+    let vip = avail["types"].as_array().unwrap().iter().find(|t| t["ticket_type_id"] == "vip").unwrap();
+    assert_eq!(vip["available"], 8, "held seats are not available");
+    assert_eq!(avail["total_available"], 310 - 4);
+
+    for b in [&usd, &khr] {
+        app.app.bookings.confirm(b["id"].as_str().unwrap()).await.unwrap();
+    }
+    let sales: Value = app.get("/api/v1/events/evt-t4/sales", Some(&organizer)).await.json().await.unwrap();
+    assert_eq!(sales["sold"], 4);
+    let revenue: Vec<(String, f64)> = sales["revenue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["currency"].as_str().unwrap().to_owned(), m["amount"].as_f64().unwrap()))
+        .collect();
+    assert!(revenue.contains(&("USD".into(), 225.5)) && revenue.contains(&("KHR".into(), 40000.0)), "{revenue:?}");
+    let vip = sales["types"].as_array().unwrap().iter().find(|t| t["ticket_type_id"] == "vip").unwrap();
+    assert_eq!((vip["sold"].as_i64(), vip["held"].as_i64()), (Some(2), Some(0)));
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    assert!(sales["daily"].as_array().unwrap().iter().any(|d| d["date"] == today.as_str() && d["tickets"] == 2));
+
+    assert_eq!(app.get("/api/v1/events/evt-t4/sales", Some(&buyer)).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/v1/events/evt-t4/sales", None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/v1/events/nope/availability", None).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_event_form_writes_every_field_and_keeps_what_it_does_not_show() {
+    let app = spawn_app().await;
+    demo_organizer(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let form = [
+        ("title", "Form Festival"),
+        ("summary", "Made with the form"),
+        ("description", "Line one\nLine two"),
+        ("slug", "form-festival"),
+        ("language", "en"),
+        ("visibility", "public"),
+        ("priority", "2"),
+        ("category_id", "cat-music"),
+        ("category_name", "Music"),
+        ("tags", "Music, Outdoor"),
+        ("l10n_title", "ពិធីបុណ្យ"),
+        ("l10n_summary", ""),
+        ("l10n_description", ""),
+        ("venue_type", "hybrid"),
+        ("venue_name", "Olympic Stadium"),
+        ("venue_city", "Phnom Penh"),
+        ("venue_address", "Charles de Gaulle Blvd"),
+        ("latitude", "11.558"),
+        ("longitude", "104.911"),
+        ("online_url", "https://stream.example.com/ff"),
+        ("timezone", "Asia/Phnom_Penh"),
+        ("start", "2031-02-01T18:00"),
+        ("end", "2031-02-01T23:30"),
+        ("booking_start", "2030-12-01T09:00"),
+        ("booking_end", "2031-01-31T20:00"),
+        ("max_per_user", "4"),
+        ("capacity", "1000"),
+        ("tt_id", "ga"),
+        ("tt_name", "General"),
+        ("tt_price", "12.5"),
+        ("tt_currency", "usd"),
+        ("tt_quantity", "900"),
+        ("tt_refundable", "false"),
+        ("tt_from", ""),
+        ("tt_until", "2031-01-31T20:00"),
+        ("tt_benefits", "Entry\n\nPoster"),
+        ("tt_id", ""),
+        ("tt_name", ""),
+        ("tt_price", ""),
+        ("tt_currency", "USD"),
+        ("tt_quantity", ""),
+        ("tt_refundable", "true"),
+        ("tt_from", ""),
+        ("tt_until", ""),
+        ("tt_benefits", ""),
+        ("banner", "https://cdn.example.com/ff.jpg"),
+        ("gallery", "https://cdn.example.com/1.jpg\nhttps://cdn.example.com/2.jpg"),
+        ("video", ""),
+        ("checkin_method", "qr_code"),
+        ("access_control", "jwt_rbac"),
+        ("terms", "https://example.com/terms"),
+    ];
+    let page = b.post("/organizer/events/new", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let id = page.location().rsplit('/').next().unwrap().to_owned();
+    // Drafts are only visible to their managers.
+    let organizer = app.login("organizer@example.com", "ticketgw-demo-organizer").await;
+    let token = organizer["access_token"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/api/v1/events/{id}"), None).await.status(), StatusCode::NOT_FOUND);
+    let doc: Value = app.get(&format!("/api/v1/events/{id}"), Some(token)).await.json().await.unwrap();
+    assert_eq!(doc["status"], "draft");
+    assert_eq!(doc["title"], "Form Festival");
+    assert_eq!(doc["description"], "Line one\nLine two");
+    assert_eq!(doc["priority"], 2);
+    assert_eq!(doc["tags"], json!(["music", "outdoor"]));
+    assert_eq!(doc["localizations"]["km"]["title"], "ពិធីបុណ្យ");
+    assert_eq!(
+        doc["venue"],
+        json!({"type": "hybrid", "name": "Olympic Stadium", "address": "Charles de Gaulle Blvd",
+        "city": "Phnom Penh", "latitude": 11.558, "longitude": 104.911, "online_url": "https://stream.example.com/ff"})
+    );
+    assert_eq!(doc["datetime"]["start"], "2031-02-01T18:00:00+07:00", "read in the event's time zone");
+    assert_eq!(doc["datetime"]["duration_minutes"], 330);
+    let types = doc["ticketing"]["types"].as_array().unwrap();
+    assert_eq!(types.len(), 1, "the blank row is not a ticket type");
+    assert_eq!(types[0]["currency"], "USD");
+    assert_eq!(types[0]["refundable"], false);
+    assert_eq!(types[0]["benefits"], json!(["Entry", "Poster"]));
+    assert_eq!(types[0]["available_from"], Value::Null);
+    assert_eq!(doc["media"]["gallery"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["security"]["terms_and_conditions"], "https://example.com/terms");
+
+    // Edit: the form shows the stored values and saving changes only what changed.
+    let edit = b.get(&format!("/organizer/events/{id}/edit")).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("value=\"2031-02-01T18:00\"") && edit.body.contains("Olympic Stadium"));
+    let mut changed: Vec<(&str, &str)> = form.iter().filter(|(k, _)| !k.starts_with("tt_")).copied().collect();
+    changed.retain(|(k, _)| *k != "title");
+    changed.push(("title", "Form Festival II"));
+    for (k, v) in [
+        ("tt_id", "ga"),
+        ("tt_name", "General"),
+        ("tt_price", "15"),
+        ("tt_currency", "USD"),
+        ("tt_quantity", "900"),
+        ("tt_refundable", "true"),
+        ("tt_from", ""),
+        ("tt_until", ""),
+        ("tt_benefits", "Entry"),
+    ] {
+        changed.push((k, v));
+    }
+    let page = b.post(&format!("/organizer/events/{id}/edit"), &changed).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let after: Value = app.get(&format!("/api/v1/events/{id}"), Some(token)).await.json().await.unwrap();
+    assert_eq!(after["title"], "Form Festival II");
+    assert_eq!(after["ticketing"]["types"][0]["price"], 15.0);
+    assert_eq!(after["audit"]["created_at"], doc["audit"]["created_at"], "server fields are kept");
+
+    // Values that are not numbers or dates come back to the form, with what was typed.
+    let mut bad: Vec<(&str, &str)> = changed.iter().filter(|(k, _)| *k != "start").copied().collect();
+    bad.push(("start", "soon"));
+    let page = b.post(&format!("/organizer/events/{id}/edit"), &bad).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"f-start-err\"") && page.body.contains("value=\"soon\""), "{}", page.body);
+}
+
+#[tokio::test]
+async fn khmer_is_chosen_by_cookie_or_browser_language() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    let res = b.http.get(format!("{}/", b.base)).header("accept-language", "km-KH,km;q=0.9").send().await.unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("<html lang=\"km\">") && body.contains("ព្រឹត្តិការណ៍"));
+    let switch = b.get("/lang/km?next=/events").await;
+    assert_eq!(switch.location(), "/events");
+    assert_eq!(b.cookies["tg_lang"], "km");
+    assert!(b.get("/events").await.body.contains("<html lang=\"km\">"));
+    assert_eq!(b.get("/lang/fr").await.status, StatusCode::NOT_FOUND);
+}
