@@ -177,7 +177,7 @@ impl Ctx {
 
     /// Turn an API problem into this page's error (a login redirect for 401).
     pub fn fail(&self, problem: Problem) -> PageError {
-        PageError { problem, ctx: self.clone() }
+        PageError(Box::new((problem, self.clone())))
     }
 
     /// Require a signed-in user, else send them to the login page and back here.
@@ -228,18 +228,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
-/// A page's failure, shown as an error page in the user's language.
-pub struct PageError {
-    pub problem: Problem,
-    pub ctx: Ctx,
-}
+/// A page's failure, shown as an error page in the user's language (boxed: it travels in `Result`s).
+pub struct PageError(Box<(Problem, Ctx)>);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        if self.problem.status == 401 {
-            return Redirect::to(&self.ctx.login_url()).into_response();
+        let (problem, ctx) = *self.0;
+        if problem.status == 401 {
+            return Redirect::to(&ctx.login_url()).into_response();
         }
-        crate::pages::error_page(&self.ctx, &self.problem)
+        crate::pages::error_page(&ctx, &problem)
     }
 }
 
