@@ -305,6 +305,29 @@ await step("nothing overflows a 360 px phone screen, in English and Khmer", asyn
   await page.goto(`${base}/lang/en`);
 });
 
+await step("main pages have no serious accessibility violations (axe-core)", async () => {
+  // axe is injected as a script, which the pages' CSP forbids; this context alone bypasses it.
+  const context = await browser.newContext({ viewport: PHONE, bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${base}/login`);
+  await page.fill("#email", ORGANIZER.email);
+  await page.fill("#password", ORGANIZER.password);
+  await Promise.all([page.waitForNavigation(), page.click("form button[type=submit]")]);
+  const paths = ["/", "/events", `/events/${eventSlug}`, "/tickets", "/account", "/organizer", "/organizer/events/new",
+    `/organizer/events/${newEventId}`, `/organizer/events/${newEventId}/scan`, "/lang/km?next=/events"];
+  const problems = [];
+  for (const path of paths) {
+    await page.goto(`${base}${path}`);
+    await page.addScriptTag({ path: new URL("./node_modules/axe-core/axe.min.js", import.meta.url).pathname });
+    const found = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id}: ${v.nodes.slice(0, 2).map((n) => n.target.join(" ")).join(", ")}`));
+    problems.push(...found.map((f) => `${path} ${f}`));
+  }
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
 await step("desktop screenshots of the main pages", async () => {
   const page = await newPage(DESKTOP);
   for (const [path, name] of [["/", "home-desktop"], [`/events/${eventSlug}`, "event-desktop"]]) {

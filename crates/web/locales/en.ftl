@@ -225,6 +225,7 @@ actor = Who
 action = Action
 target = Target
 detail = Detail
+scrollable-table = Table (scrolls sideways)
 
 offline-title = You are offline
 offline-text = This page was not saved for offline use. Tickets you have opened before are still available.
