@@ -30,13 +30,18 @@
     valid: ["valid", "ok"], already_checked_in: ["already", "warn"], invalid: ["invalid", "bad"],
     wrong_event: ["wrong-event", "bad"], cancelled: ["cancelled", "bad"],
   };
+  const remember = (ticketId) => {
+    if (!ticketId) return;
+    const seen = load(seenKey, []);
+    if (!seen.includes(ticketId)) { seen.push(ticketId); save(seenKey, seen); }
+  };
   const showResult = (r, suffix) => {
     const [key, kind] = RESULTS[r.result] || ["invalid", "bad"];
     show(t(key) + (r.code ? " · " + r.code : "") + (suffix || ""), kind);
   };
 
-  const post = (path, body) => fetch("/organizer/events/" + encodeURIComponent(eventId) + path, {
-    method: "POST", headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify(body),
+  const post = (path, body, signal) => fetch("/organizer/events/" + encodeURIComponent(eventId) + path, {
+    method: "POST", headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify(body), signal,
   });
 
   // The event's public key, kept for offline use.
@@ -68,16 +73,19 @@
     if (!token) return;
     const scan = { token, nonce: crypto.randomUUID(), gate: $("gate").value || null };
     try {
-      const res = await post("/checkins", scan);
+      // A connection that hangs at the door must not hold the line: fall back to offline after 4 s.
+      const res = await post("/checkins", scan, AbortSignal.timeout(4000));
       if (res.status >= 500) throw new Error("server");
       const body = await res.json();
       if (!res.ok) { show(body.detail || body.title || t("invalid"), "bad"); return; }
       $("mode").textContent = "online";
+      if (body.result === "valid" || body.result === "already_checked_in") remember(body.ticket_id);
       showResult(body);
     } catch {
       // No connection: decide with the event key, upload later.
       $("mode").textContent = "offline";
-      const r = await verifyOffline(token);
+      let r;
+      try { r = await verifyOffline(token); } catch { show(t("offline") + ": " + t("invalid"), "bad"); return; }
       if (r.result === "valid") {
         const queue = load(queueKey, []);
         queue.push({ ...scan, scanned_at: new Date().toISOString() });
@@ -88,17 +96,28 @@
     }
   };
 
+  // Uploads queued scans, 500 at a time, one upload at once; entries leave the queue by nonce, so
+  // scans queued meanwhile stay. A batch the server refuses (4xx) is dropped and said so.
+  let syncing = false;
   const sync = async () => {
-    const queue = load(queueKey, []);
-    if (!queue.length) return;
+    if (syncing) return;
+    syncing = true;
     try {
-      const res = await post("/checkins/batch", { scans: queue });
-      if (!res.ok) return;
-      save(queueKey, load(queueKey, []).slice(queue.length));
-      pending();
-      $("mode").textContent = "online";
-      show(t("synced") + " (" + queue.length + ")", "ok");
-    } catch { /* still offline */ }
+      for (;;) {
+        const batch = load(queueKey, []).slice(0, 500);
+        if (!batch.length) break;
+        const res = await post("/checkins/batch", { scans: batch }, AbortSignal.timeout(15000));
+        if (res.status >= 500) break;
+        const sent = new Set(batch.map((s) => s.nonce));
+        save(queueKey, load(queueKey, []).filter((s) => !sent.has(s.nonce)));
+        pending();
+        $("mode").textContent = "online";
+        if (!res.ok) { show(t("invalid") + " (" + batch.length + ")", "bad"); continue; }
+        const body = await res.json();
+        const conflicts = (body.results || []).filter((r) => r.result !== "valid").length;
+        show(t("synced") + " (" + batch.length + ")" + (conflicts ? " · " + t("already") + ": " + conflicts : ""), conflicts ? "warn" : "ok");
+      }
+    } catch { /* still offline */ } finally { syncing = false; }
   };
 
   // Camera reading; one answer per code every few seconds.

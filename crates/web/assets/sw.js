@@ -2,12 +2,12 @@
 const STATIC = "tg-static-__VERSION__";
 const PAGES = "tg-pages";
 const PRECACHE = [
-  "/offline", "/assets/app.css?v=1", "/assets/app.js?v=1", "/assets/vendor/htmx-2.0.11.min.js",
-  "/assets/icon.svg", "/assets/icon-192.png",
+  "/offline", "/assets/app.css?v=__VERSION__", "/assets/app.js?v=__VERSION__", "/assets/vendor/htmx-2.0.11.min.js",
+  "/assets/scanner.js?v=__VERSION__", "/assets/vendor/jsqr-1.4.0.js", "/assets/icon.svg", "/assets/icon-192.png",
   "/assets/vendor/noto-sans-khmer-400.woff2", "/assets/vendor/noto-sans-khmer-700.woff2",
 ];
-// Pages worth having offline: the ticket list (with its QR codes).
-const OFFLINE_PAGES = ["/tickets"];
+// Pages worth having offline: the ticket list (with its QR codes) and the door scanner of each event.
+const keepOffline = (path) => path === "/tickets" || /^\/organizer\/events\/[^/]+\/scan$/.test(path);
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(STATIC).then((c) => c.addAll(PRECACHE)).then(() => self.skipWaiting()));
@@ -30,10 +30,12 @@ self.addEventListener("fetch", (event) => {
     return;
   }
   if (req.mode !== "navigate") return;
-  const keep = OFFLINE_PAGES.includes(url.pathname);
+  const keep = keepOffline(url.pathname);
   event.respondWith(
     fetch(req)
       .then((res) => {
+        // Sent to the sign-in page: nobody is signed in here any more, so nobody's pages are kept.
+        if (res.redirected && new URL(res.url).pathname === "/login") caches.delete(PAGES);
         // Only a real page of the signed-in user is kept (not a login redirect).
         if (keep && res.ok && !res.redirected) {
           const copy = res.clone();

@@ -107,6 +107,11 @@ impl Ctx {
         self.web.i18n.text(self.lang, key, Some(&args))
     }
 
+    /// Appended to asset URLs (`?v=`), so a new release's files replace cached ones.
+    pub fn asset_version(&self) -> &'static str {
+        crate::assets::VERSION
+    }
+
     pub fn signed_in(&self) -> bool {
         self.me.is_some()
     }
@@ -290,8 +295,57 @@ pub fn lang_cookie(web: &Web, lang: Lang) -> Cookie<'static> {
     c
 }
 
+/// Refreshes of one refresh token share one answer for a while: the API rotates refresh tokens and
+/// treats a reuse as theft (revoking the session), and a browser often sends several requests at once
+/// (tabs, polling) when the access token has just expired.
+#[derive(Default)]
+pub struct Refreshes {
+    recent: tokio::sync::Mutex<Vec<(ring::digest::Digest, std::time::Instant, Result<TokenResponse, u16>)>>,
+}
+
+const REFRESH_SHARED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// New tokens for `refresh_token`, or the status the API refused it with.
+async fn refresh_session(
+    web: &Web,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    refresh_token: &str,
+) -> Result<TokenResponse, u16> {
+    let key = ring::digest::digest(&ring::digest::SHA256, refresh_token.as_bytes());
+    // Held across the call, so concurrent refreshes of the same token wait for the first one.
+    let mut recent = web.refreshes.recent.lock().await;
+    recent.retain(|(_, at, _)| at.elapsed() < REFRESH_SHARED_FOR);
+    if let Some((_, _, answer)) = recent.iter().find(|(k, _, _)| k.as_ref() == key.as_ref()) {
+        return answer.clone();
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "refresh_token": refresh_token })).unwrap_or_default();
+    let answer = match call_api(web, peer, None, Method::POST, "/api/v1/auth/refresh", Some(body), None).await {
+        Ok((status, _, body)) if status.is_success() => serde_json::from_slice(&body).map_err(|_| 500),
+        Ok((status, _, _)) => Err(status.as_u16()),
+        Err(p) => Err(p.status),
+    };
+    recent.push((key, std::time::Instant::now(), answer.clone()));
+    answer
+}
+
+/// Where "sign in and come back" should return: this page for GETs; for a form post, the page the
+/// form was on (the Referer on this host), else home.
+fn return_path(req: &Request) -> String {
+    if req.method() == Method::GET {
+        return req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    req.headers()
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| host.is_some_and(|h| u.host_str().is_some_and(|uh| h == uh || h.starts_with(&format!("{uh}:")))))
+        .map(|u| u[url::Position::BeforePath..].to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
 /// Middleware: builds the [`Ctx`] of every UI request, refreshing an expiring session, and sets the
-/// cookies that changed.
+/// cookies that changed (unless the page set them itself, as sign-in and sign-out do).
 pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Request, next: Next) -> Response {
     let mut set = Vec::new();
     let lang = jar
@@ -302,40 +356,42 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
             Some(Lang::from_accept_language(header))
         })
         .unwrap_or(Lang::En);
-    let csrf = match jar.get(CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| v.len() >= 32) {
+    let csrf = match jar.get(CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| is_csrf_token(v)) {
         Some(token) => token,
         None => {
             let token = random_token();
-            set.push(cookie(&web, CSRF_COOKIE, token.clone(), 365 * 86_400, SameSite::Strict));
+            // Lax, not Strict: arriving from another site (a payment page, an e-mail) must not replace
+            // the token of forms open in other tabs.
+            set.push(cookie(&web, CSRF_COOKIE, token.clone(), 365 * 86_400, SameSite::Lax));
             token
         }
     };
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().copied();
     let mut token = jar.get(ACCESS_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
     let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-    if token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
+    // Signing out needs no fresh session (and must not get one back).
+    let signing_out = req.uri().path() == "/logout";
+    if !signing_out && token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
         if let Some(refresh_token) = refresh {
-            let body = serde_json::to_vec(&serde_json::json!({ "refresh_token": refresh_token })).unwrap_or_default();
-            let answer = call_api(&web, peer, None, Method::POST, "/api/v1/auth/refresh", Some(body), None).await;
-            match answer.ok().filter(|(s, _, _)| s.is_success()).and_then(|(_, _, b)| serde_json::from_slice(&b).ok()) {
-                Some(tokens) => {
-                    let tokens: TokenResponse = tokens;
+            match refresh_session(&web, peer, &refresh_token).await {
+                Ok(tokens) => {
                     token = Some(tokens.access_token.clone());
                     set.extend(token_cookies(&web, &tokens));
                 }
-                None => {
+                // Refused: the session is over. Anything else (overload, outage) may pass.
+                Err(401) => {
                     token = None;
                     set.extend(cleared_token_cookies(&web));
                 }
+                Err(_) => token = None,
             }
         }
     }
-    let here = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
     let mut ctx = Ctx {
         lang,
         csrf,
         me: None,
-        here,
+        here: return_path(&req),
         recaptcha_site_key: web.config.recaptcha_site_key.clone(),
         token,
         peer,
@@ -353,12 +409,23 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
     }
     req.extensions_mut().insert(ctx);
     let mut res = next.run(req).await;
-    for c in set {
+    let set_by_page: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split('=').next().map(str::to_owned))
+        .collect();
+    for c in set.into_iter().filter(|c| !set_by_page.iter().any(|name| name == c.name())) {
         if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     res
+}
+
+/// A token we issued: 32 random bytes, base64url (a planted cookie of another shape is replaced).
+fn is_csrf_token(v: &str) -> bool {
+    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A submitted form whose CSRF token matched the visitor's cookie (double submit). Fields are kept

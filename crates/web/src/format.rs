@@ -79,10 +79,13 @@ pub fn date(rfc3339: &str, tz: &str, lang: Lang) -> String {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM` in `tz`, for `<input type="datetime-local">`.
+/// `YYYY-MM-DDTHH:MM` in `tz` (with `:SS` when not zero, so saving the form moves nothing), for
+/// `<input type="datetime-local">`.
 pub fn local_input(rfc3339: &str, tz: &str) -> String {
     let Ok(ts) = rfc3339.parse::<Timestamp>() else { return String::new() };
-    ts.to_zoned(TimeZone::get(tz).unwrap_or(TimeZone::UTC)).strftime("%Y-%m-%dT%H:%M").to_string()
+    let z = ts.to_zoned(TimeZone::get(tz).unwrap_or(TimeZone::UTC));
+    let format = if z.second() == 0 { "%Y-%m-%dT%H:%M" } else { "%Y-%m-%dT%H:%M:%S" };
+    z.strftime(format).to_string()
 }
 
 /// A `datetime-local` value read in `tz` → RFC 3339 with the zone's offset; `None` when malformed.
@@ -118,6 +121,9 @@ mod tests {
         assert_eq!(datetime(at, "Asia/Phnom_Penh", Lang::En), "Sat 1 Nov 2025, 09:00 (+07)");
         assert_eq!(datetime(at, "Asia/Phnom_Penh", Lang::Km), "1 វិច្ឆិកា 2025, 09:00 (+07)");
         assert_eq!(local_input(at, "Asia/Phnom_Penh"), "2025-11-01T09:00");
+        assert_eq!(local_input("2025-10-30T16:59:59Z", "Asia/Phnom_Penh"), "2025-10-30T23:59:59");
+        let with_seconds = from_local_input("2025-10-30T23:59:59", "Asia/Phnom_Penh");
+        assert_eq!(with_seconds.as_deref(), Some("2025-10-30T23:59:59+07:00"));
         assert_eq!(
             from_local_input("2025-11-01T09:00", "Asia/Phnom_Penh").as_deref(),
             Some("2025-11-01T09:00:00+07:00")

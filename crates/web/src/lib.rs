@@ -31,11 +31,12 @@ pub struct Web {
     api: Router,
     i18n: i18n::I18n,
     config: WebConfig,
+    refreshes: ctx::Refreshes,
 }
 
 /// The UI's routes. `api` is the platform's API router, which every page calls as its user.
 pub fn router(api: Router, config: WebConfig) -> Router {
-    let web = Arc::new(Web { api, i18n: i18n::I18n::default(), config });
+    let web = Arc::new(Web { api, i18n: i18n::I18n::default(), config, refreshes: ctx::Refreshes::default() });
     pages::routes()
         .layer(middleware::from_fn_with_state(web.clone(), ctx::context))
         .merge(assets::routes())

@@ -12,7 +12,7 @@ pub struct Me {
     pub organizer_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,

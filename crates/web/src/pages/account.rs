@@ -18,9 +18,12 @@ use crate::{
     views::{List, Me, Message, TokenResponse},
 };
 
-/// Where to go after signing in: only a path on this site (no `//host`, no scheme).
+/// Where to go after signing in: only a path on this site. No `//host`, no scheme, and no control
+/// characters or backslashes anywhere (browsers drop tabs and newlines, and read `\` as `/`).
 fn safe_next(next: &str) -> &str {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains('\0');
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace());
     if ok {
         next
     } else {
@@ -41,6 +44,8 @@ fn with_cookies(mut res: Response, cookies: impl IntoIterator<Item = Cookie<'sta
 pub struct NextQuery {
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    registered: Option<String>,
 }
 
 #[derive(Template)]
@@ -53,6 +58,8 @@ struct LoginPage {
     email: String,
     display_name: String,
     problem: Option<Problem>,
+    /// Just registered; sign in now.
+    registered: bool,
 }
 
 impl LoginPage {
@@ -66,14 +73,18 @@ impl LoginPage {
     }
 }
 
-pub async fn login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+fn empty_form(ctx: Ctx, mode: &'static str, q: NextQuery) -> Response {
     let next = safe_next(&q.next).to_owned();
-    ok(&LoginPage { ctx, mode: "login", next, email: String::new(), display_name: String::new(), problem: None })
+    let registered = q.registered.is_some();
+    ok(&LoginPage { ctx, mode, next, email: String::new(), display_name: String::new(), problem: None, registered })
+}
+
+pub async fn login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    empty_form(ctx, "login", q)
 }
 
 pub async fn register_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
-    let next = safe_next(&q.next).to_owned();
-    ok(&LoginPage { ctx, mode: "register", next, email: String::new(), display_name: String::new(), problem: None })
+    empty_form(ctx, "register", q)
 }
 
 async fn sign_in(form: CsrfForm, mode: &'static str) -> PageResult {
@@ -96,6 +107,10 @@ async fn sign_in(form: CsrfForm, mode: &'static str) -> PageResult {
     let body = json!({ "email": email, "password": password, "recaptcha_token": recaptcha });
     match ctx.send::<TokenResponse>(Method::POST, "/api/v1/auth/login", &body, None).await {
         Ok(tokens) => Ok(with_cookies(see_other(&next), token_cookies(ctx.web(), &tokens))),
+        // The account exists; signing in needs its own reCAPTCHA answer.
+        Err(p) if mode == "register" && p.status < 500 => {
+            Ok(see_other(&format!("/login?registered=1&next={}", super::enc(&next))))
+        }
         Err(p) => retry_page(ctx, mode, next, email, form.get("display_name"), p),
     }
 }
@@ -109,7 +124,7 @@ fn retry_page(ctx: Ctx, mode: &'static str, next: String, email: String, name: &
         p.detail = Some(ctx.t("login-failed"));
     }
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    let page = LoginPage { ctx, mode, next, email, display_name: name.to_owned(), problem: Some(p) };
+    let page = LoginPage { ctx, mode, next, email, display_name: name.to_owned(), problem: Some(p), registered: false };
     Ok(render(&page, status))
 }
 
@@ -131,14 +146,12 @@ pub async fn logout(jar: CookieJar, form: CsrfForm) -> Response {
     with_cookies(see_other("/"), cleared_token_cookies(ctx.web()))
 }
 
+/// Switch the UI's language (a cookie only: a link must not change the profile, whose language the
+/// notices follow; the account form does that).
 pub async fn set_language(ctx: Ctx, Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
     let Some(lang) = Lang::parse(&code) else {
         return ctx.fail(Problem { status: 404, ..Default::default() }).into_response();
     };
-    if ctx.signed_in() {
-        // Notices (e-mail, Telegram) follow the profile's language.
-        let _ = ctx.send::<Me>(Method::PATCH, "/api/v1/me", &json!({ "language": lang.code() }), None).await;
-    }
     with_cookies(see_other(safe_next(&q.next)), [lang_cookie(ctx.web(), lang)])
 }
 
@@ -148,11 +161,22 @@ pub struct ApplicationView {
     name: String,
 }
 
+/// The organizer application form as typed.
+#[derive(Default)]
+struct ApplyForm {
+    name: String,
+    contact_email: String,
+    contact_phone: String,
+    website: String,
+    message: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
     ctx: Ctx,
     me: Me,
+    apply: ApplyForm,
     application: Option<ApplicationView>,
     messages: Vec<(String, Message)>,
     problem: Option<Problem>,
@@ -170,13 +194,27 @@ impl AccountPage {
     }
 }
 
-async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool) -> PageResult {
-    let me = ctx.require_login()?.clone();
+async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool, typed: Option<&CsrfForm>) -> PageResult {
+    let mut me = ctx.require_login()?.clone();
+    let mut apply = ApplyForm::default();
+    if let Some(f) = typed {
+        let keep = |name: &str| f.get(name).to_owned();
+        if !f.get("display_name").is_empty() {
+            me.display_name = keep("display_name");
+        }
+        apply = ApplyForm {
+            name: keep("name"),
+            contact_email: keep("contact_email"),
+            contact_phone: keep("contact_phone"),
+            website: keep("website"),
+            message: keep("message"),
+        };
+    }
     let application = ctx.get::<ApplicationView>("/api/v1/me/organizer-application").await.ok();
     let messages: List<Message> = ctx.get("/api/v1/me/messages").await.map_err(|p| ctx.fail(p))?;
     let messages = messages.items.into_iter().take(10).map(|m| (format::millis(m.created_at), m)).collect();
     let status = problem.as_ref().and_then(|p| StatusCode::from_u16(p.status).ok()).unwrap_or(StatusCode::OK);
-    Ok(render(&AccountPage { ctx, me, application, messages, problem, saved }, status))
+    Ok(render(&AccountPage { ctx, me, apply, application, messages, problem, saved }, status))
 }
 
 #[derive(Deserialize)]
@@ -186,7 +224,7 @@ pub struct SavedQuery {
 }
 
 pub async fn account(ctx: Ctx, Query(q): Query<SavedQuery>) -> PageResult {
-    account_page(ctx, None, q.saved.is_some()).await
+    account_page(ctx, None, q.saved.is_some(), None).await
 }
 
 pub async fn update_account(form: CsrfForm) -> PageResult {
@@ -198,7 +236,7 @@ pub async fn update_account(form: CsrfForm) -> PageResult {
             let lang = Lang::parse(&me.language).unwrap_or(ctx.lang);
             Ok(with_cookies(see_other("/account?saved=1"), [lang_cookie(ctx.web(), lang)]))
         }
-        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false).await,
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
         Err(p) => Err(ctx.fail(p)),
     }
 }
@@ -212,7 +250,7 @@ pub async fn apply_organizer(form: CsrfForm) -> PageResult {
     });
     match ctx.send::<serde_json::Value>(Method::POST, "/api/v1/organizer-applications", &body, None).await {
         Ok(_) => Ok(see_other("/account?saved=1")),
-        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false).await,
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
         Err(p) => Err(ctx.fail(p)),
     }
 }
@@ -224,6 +262,8 @@ mod tests {
         assert_eq!(super::safe_next("/events/x?y=1"), "/events/x?y=1");
         assert_eq!(super::safe_next("//evil.example"), "/");
         assert_eq!(super::safe_next("/\\evil.example"), "/");
+        assert_eq!(super::safe_next("/\t/evil.example"), "/");
+        assert_eq!(super::safe_next("/x\n/y"), "/");
         assert_eq!(super::safe_next("https://evil.example"), "/");
         assert_eq!(super::safe_next(""), "/");
     }

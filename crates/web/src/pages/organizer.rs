@@ -280,8 +280,16 @@ impl EventForm {
             Value::Array(v.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| Value::String(l.into())).collect())
         };
         let tz = self.timezone.trim();
+        let tz_ok = jiff::tz::TimeZone::get(tz).is_ok();
+        if !tz_ok {
+            bad("datetime.timezone", "form-bad-timezone");
+        }
         let instant = |field: &str, v: &str, required: bool| -> Value {
             if v.trim().is_empty() && !required {
+                return Value::Null;
+            }
+            if !tz_ok {
+                // Reported once, on the time zone.
                 return Value::Null;
             }
             match format::from_local_input(v, tz) {
@@ -330,8 +338,12 @@ impl EventForm {
         let priority = integer("priority", &self.priority);
         let max_per_user = integer("ticketing.max_tickets_per_user", &self.max_per_user);
         let capacity = integer("ticketing.total_capacity", &self.capacity);
-        let coordinate =
-            |v: &str| v.trim().parse::<f64>().ok().filter(|n| n.is_finite()).map_or(Value::Null, |n| json!(n));
+        let coordinate = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                return Value::Null;
+            }
+            number(field, v)
+        };
         let type_values: Vec<Value> = types
             .iter()
             .enumerate()
@@ -386,8 +398,8 @@ impl EventForm {
             "tags": tags,
             "venue": {
                 "type": text(&self.venue_type), "name": opt(&self.venue_name), "address": opt(&self.venue_address),
-                "city": opt(&self.venue_city), "latitude": coordinate(&self.latitude),
-                "longitude": coordinate(&self.longitude), "online_url": opt(&self.online_url),
+                "city": opt(&self.venue_city), "latitude": coordinate("venue.latitude", &self.latitude),
+                "longitude": coordinate("venue.longitude", &self.longitude), "online_url": opt(&self.online_url),
             },
             "datetime": {
                 "timezone": tz, "start": start, "end": end, "duration_minutes": duration,

@@ -30,7 +30,15 @@ pub struct EventCard {
 impl EventCard {
     pub fn new(ctx: &Ctx, e: &EventDocument) -> EventCard {
         let tz = &e.datetime.timezone;
-        let cheapest = e.ticketing.types.iter().min_by(|a, b| a.price.total_cmp(&b.price));
+        // Compared in dollars, so 20,000 ៛ is cheaper than $25.
+        let in_usd = |t: &&tg_events::document::TicketType| {
+            if t.currency == "KHR" {
+                t.price / format::KHR_PER_USD
+            } else {
+                t.price
+            }
+        };
+        let cheapest = e.ticketing.types.iter().min_by(|a, b| in_usd(a).total_cmp(&in_usd(b)));
         let place = match (&e.venue.city, &e.venue.name) {
             (Some(city), Some(name)) => format!("{name}, {city}"),
             (Some(x), None) | (None, Some(x)) => x.clone(),
