@@ -300,8 +300,11 @@ pub fn lang_cookie(web: &Web, lang: Lang) -> Cookie<'static> {
 /// (tabs, polling) when the access token has just expired.
 #[derive(Default)]
 pub struct Refreshes {
-    recent: tokio::sync::Mutex<Vec<(ring::digest::Digest, std::time::Instant, Result<TokenResponse, u16>)>>,
+    recent: tokio::sync::Mutex<Vec<RecentRefresh>>,
 }
+
+/// A refresh token's SHA-256, when it was used, and what the API answered.
+type RecentRefresh = (ring::digest::Digest, std::time::Instant, Result<TokenResponse, u16>);
 
 const REFRESH_SHARED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
