@@ -352,7 +352,10 @@ pub struct Availability {
     responses((status = 200, body = Availability), (status = 404, body = Problem)))]
 async fn availability(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Availability>> {
     let event = svc.events.event(&id).await.map_err(ApiError::internal)?;
-    let event = event.filter(|e| e.status != "draft").ok_or_else(|| ApiError::not_found("event"))?;
+    // Drafts are secret and private events are not sold here: neither has availability to show.
+    let event = event
+        .filter(|e| e.status != "draft" && e.visibility != "private")
+        .ok_or_else(|| ApiError::not_found("event"))?;
     let counts = svc.store.inventory(&event.id).await?;
     let taken = |type_id: &str| counts.get(type_id).map_or(0, |c| c.sold + c.held);
     let total_taken: i64 = counts.values().map(|c| c.sold + c.held).sum();

@@ -353,6 +353,11 @@ async fn availability_and_sales_follow_bookings() {
     assert_eq!(app.get("/api/v1/events/evt-t4/sales", Some(&buyer)).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.get("/api/v1/events/evt-t4/sales", None).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.get("/api/v1/events/nope/availability", None).await.status(), StatusCode::NOT_FOUND);
+    // Private events are not sold, so they show no availability (nor that they exist).
+    let mut private = event_doc(9);
+    private["visibility"] = json!("private");
+    assert_eq!(app.post("/api/v1/events", Some(&organizer), &private).await.status(), StatusCode::CREATED);
+    assert_eq!(app.get("/api/v1/events/evt-t9/availability", None).await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -204,12 +204,13 @@ pub struct EventPage {
 impl EventPage {
     pub async fn load(ctx: Ctx, id: &str, error: Option<String>) -> Result<EventPage, Problem> {
         let event: EventDocument = ctx.get(&format!("/api/v1/events/{}?lang={}", enc(id), ctx.lang.code())).await?;
-        let availability: Availability = match ctx.get(&format!("/api/v1/events/{}/availability", enc(&event.id))).await
-        {
-            Ok(a) => a,
-            Err(p) if p.status == 404 => Availability { types: Vec::new() },
-            Err(p) => return Err(p),
-        };
+        // None: not sold here (a private event).
+        let availability: Option<Availability> =
+            match ctx.get(&format!("/api/v1/events/{}/availability", enc(&event.id))).await {
+                Ok(a) => Some(a),
+                Err(p) if p.status == 404 => None,
+                Err(p) => return Err(p),
+            };
         let tz = event.datetime.timezone.clone();
         let now = jiff::Timestamp::now();
         let within = |from: Option<&str>, until: Option<&str>| {
@@ -218,7 +219,9 @@ impl EventPage {
             after && before
         };
         let booking_open = event.status == "published"
+            && availability.is_some()
             && within(Some(&event.datetime.booking_start), Some(&event.datetime.booking_end));
+        let availability = availability.unwrap_or(Availability { types: Vec::new() });
         let types = event
             .ticketing
             .types
