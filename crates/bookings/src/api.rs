@@ -389,7 +389,7 @@ pub struct TypeSalesView {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct DailySalesView {
-    /// UTC date, `YYYY-MM-DD`.
+    /// Date in the event's time zone, `YYYY-MM-DD`.
     pub date: String,
     pub ticket_type_id: String,
     pub tickets: i64,
@@ -444,9 +444,13 @@ async fn sales(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResu
             }
         })
         .collect();
+    // The chart's days are the event's days (its zone's offset today).
+    let offset_ms = jiff::tz::TimeZone::get(&event.datetime.timezone)
+        .map(|tz| i64::from(tz.to_offset(jiff::Timestamp::now()).seconds()) * 1000)
+        .unwrap_or(0);
     let daily = svc
         .store
-        .daily_sales(&event_id)
+        .daily_sales(&event_id, offset_ms)
         .await?
         .into_iter()
         .map(|d| DailySalesView {

@@ -592,7 +592,7 @@ fn tickets_insert(booking_id: &str, user_id: &str, tickets: &NewTickets) -> Opti
 /// One day's new tickets of one type (tickets still valid), for the sales chart.
 #[derive(sqlx::FromRow)]
 pub struct DailySales {
-    /// Days since the Unix epoch (UTC).
+    /// Days since the Unix epoch, in the time zone the offset was given for.
     pub day: i64,
     pub type_id: String,
     pub tickets: i64,
@@ -608,10 +608,11 @@ pub struct TypeSales {
 }
 
 impl Store {
-    pub async fn daily_sales(&self, event_id: &str) -> Result<Vec<DailySales>, sqlx::Error> {
-        let sql = "SELECT created_at / 86400000 AS day, type_id, COUNT(*) AS tickets FROM bookings_tickets \
-                   WHERE event_id = $1 AND status = 'valid' GROUP BY created_at / 86400000, type_id ORDER BY day, type_id";
-        with_db!(&self.db, pool => sqlx::query_as(sql).bind(event_id).fetch_all(pool).await)
+    /// Valid tickets per day and type; days begin at midnight `offset_ms` ahead of UTC.
+    pub async fn daily_sales(&self, event_id: &str, offset_ms: i64) -> Result<Vec<DailySales>, sqlx::Error> {
+        let sql = "SELECT (created_at + $2) / 86400000 AS day, type_id, COUNT(*) AS tickets FROM bookings_tickets \
+                   WHERE event_id = $1 AND status = 'valid' GROUP BY 1, 2 ORDER BY 1, 2";
+        with_db!(&self.db, pool => sqlx::query_as(sql).bind(event_id).bind(offset_ms).fetch_all(pool).await)
     }
 
     pub async fn type_sales(&self, event_id: &str) -> Result<Vec<TypeSales>, sqlx::Error> {
