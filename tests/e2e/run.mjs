@@ -210,6 +210,10 @@ await step("organizer creates an event (validation shown by the fields), publish
   assert.ok(await page.isVisible(".status-draft"));
   await Promise.all([page.waitForNavigation(), page.click("button:has-text('Publish')")]);
   assert.ok(await page.isVisible(".status-published"));
+  // A banner picked from the device is uploaded and shown.
+  await Promise.all([page.waitForNavigation(),
+    page.setInputFiles("#banner-file", new URL("../../crates/web/assets/icon-512.png", import.meta.url).pathname)]);
+  assert.ok(await page.isVisible("#current-banner"));
 
   await page.goto(`${base}/events?q=night+market`);
   assert.ok(await page.isVisible("text=E2E Night Market"));

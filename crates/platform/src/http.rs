@@ -99,7 +99,7 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
 
     routes
         .merge(probe_routes)
-        .fallback(|| async { ApiError::not_found("resource") })
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(
             ServiceBuilder::new()
@@ -111,6 +111,23 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30))),
         )
+}
+
+/// Unknown paths: problem+json, or for a browser asking for a page, a page with a way home.
+async fn not_found(headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+            <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Not found</title>\
+            <link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body><main id=\"main\">\
+            <section class=\"panel narrow\"><p class=\"muted\">404</p><h1>Not found</h1>\
+            <p>There is no page here.</p><p><a class=\"button\" href=\"/\">Home</a></p></section></main></body></html>";
+        return (StatusCode::NOT_FOUND, axum::response::Html(page)).into_response();
+    }
+    ApiError::not_found("resource").into_response()
 }
 
 #[derive(Serialize)]

@@ -69,6 +69,23 @@
     copy.querySelector("input").focus();
   });
 
+  // Banner upload: the file goes as it is (no multipart), with the CSRF token in a header.
+  document.addEventListener("change", async (e) => {
+    const input = e.target.closest("[data-banner-upload]");
+    if (!input || !input.files.length) return;
+    const file = input.files[0];
+    const status = document.getElementById("banner-status");
+    status.textContent = "…";
+    try {
+      const res = await fetch(input.dataset.bannerUpload, {
+        method: "PUT", headers: { "content-type": file.type, "x-csrf-token": input.dataset.csrf }, body: file,
+      });
+      if (res.ok) { location.reload(); return; }
+      const problem = await res.json().catch(() => ({}));
+      status.textContent = problem.detail || problem.title || res.statusText;
+    } catch (err) { status.textContent = String(err); }
+  });
+
   // The service worker keeps opened tickets for offline use.
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", () => navigator.serviceWorker.register("/sw.js").catch(() => {}));

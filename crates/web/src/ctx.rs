@@ -148,6 +148,22 @@ impl Ctx {
         call_api(&self.web, self.peer, self.token.as_deref(), method, path, body, idempotency_key).await
     }
 
+    /// Send `body` of `content_type` (an upload) to the API as the signed-in user.
+    pub async fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Problem> {
+        let mut req = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, content_type);
+        if let Some(token) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req.body(Body::from(body)).map_err(Problem::internal)?;
+        send_to_api(&self.web, self.peer, req).await
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -215,7 +231,15 @@ async fn call_api(
     if let Some(key) = idempotency_key {
         req = req.header("idempotency-key", key);
     }
-    let mut req = req.body(Body::from(body.unwrap_or_default())).map_err(Problem::internal)?;
+    let req = req.body(Body::from(body.unwrap_or_default())).map_err(Problem::internal)?;
+    send_to_api(web, peer, req).await
+}
+
+async fn send_to_api(
+    web: &Web,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    mut req: Request,
+) -> Result<(StatusCode, HeaderMap, Bytes), Problem> {
     // The API throttles logins by client address; it is the browser's, not ours.
     if let Some(peer) = peer {
         req.extensions_mut().insert(peer);

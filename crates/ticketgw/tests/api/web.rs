@@ -117,6 +117,12 @@ async fn pages_carry_security_headers_and_a_csrf_cookie() {
         assert_eq!(b.get(path).await.status, StatusCode::OK, "{path}");
     }
     assert_eq!(b.get("/assets/../Cargo.toml").await.status, StatusCode::NOT_FOUND);
+    // An unknown path: a page for browsers, problem+json for API clients.
+    let res = b.http.get(format!("{}/no/such/page", b.base)).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().contains("<h1>Not found</h1>"));
+    let res = b.http.get(format!("{}/no/such/page", b.base)).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
 
 #[tokio::test]
@@ -544,4 +550,47 @@ async fn pages_loaded_together_share_one_refresh_and_keep_the_session() {
     assert_eq!(later.status, StatusCode::OK, "the session survived");
     b.cookies.remove("tg_at");
     assert_eq!(b.get("/account").await.status, StatusCode::OK, "and its refresh token still works");
+}
+
+#[tokio::test]
+async fn organizers_upload_a_banner_from_the_dashboard() {
+    let app = spawn_app().await;
+    bookable_event(&app, 5, 10).await;
+    let png: &[u8] = include_bytes!("../../../web/assets/icon-192.png");
+    let mut b = Browser::new(&app);
+    b.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let upload = |csrf: String, cookies: String| {
+        b.http
+            .put(format!("{}/organizer/events/evt-t5/banner", b.base))
+            .header(header::COOKIE, cookies)
+            .header(header::CONTENT_TYPE, "image/png")
+            .header("x-csrf-token", csrf)
+            .body(png.to_vec())
+            .send()
+    };
+    let res = upload("forged".into(), b.cookie_header()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = upload(b.cookies["tg_csrf"].clone(), b.cookie_header()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
+    let banner = doc["media"]["banner"].as_str().unwrap();
+    assert!(banner.contains("/media/events/evt-t5/"), "{banner}");
+    let page = b.get("/organizer/events/evt-t5").await;
+    assert!(page.body.contains(banner), "the dashboard shows the new banner");
+
+    // Someone else's event: the API refuses, whatever the UI lets through.
+    let (email, _) = user(&app).await;
+    let mut other = Browser::new(&app);
+    other.sign_in(&email, "a long password").await;
+    let res = other
+        .http
+        .put(format!("{}/organizer/events/evt-t5/banner", other.base))
+        .header(header::COOKIE, other.cookie_header())
+        .header(header::CONTENT_TYPE, "image/png")
+        .header("x-csrf-token", other.cookies["tg_csrf"].clone())
+        .body(png.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }

@@ -13,7 +13,7 @@ use askama::Template;
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
-    routing::{get, post},
+    routing::{get, post, put},
     Router,
 };
 
@@ -47,6 +47,11 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/organizer/events/{id}/lifecycle", post(organizer::lifecycle))
         .route("/organizer/events/{id}/attendees.csv", get(organizer::attendees_csv))
         .route("/organizer/events/{id}/scan", get(organizer::scanner))
+        .route(
+            "/organizer/events/{id}/banner",
+            // The API enforces its own (configurable) limit; this only bounds what is buffered here.
+            put(organizer::upload_banner).layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
+        )
         .route("/organizer/events/{id}/checkins", post(organizer::check_in))
         .route("/organizer/events/{id}/checkins/batch", post(organizer::check_in_batch))
         .route("/admin", get(admin::users))

@@ -639,6 +639,12 @@ struct Dashboard {
     attendees: Attendees,
 }
 
+impl Dashboard {
+    fn banner(&self) -> Option<&str> {
+        self.event.media.banner.as_deref().filter(|b| super::public::is_image_url(b))
+    }
+}
+
 pub async fn dashboard(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     ctx.require_login()?;
     let event: EventDocument = ctx.get(&format!("/api/v1/events/{}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
@@ -720,6 +726,20 @@ pub async fn scanner(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let event: EventDocument =
         ctx.get(&format!("/api/v1/events/{}?lang={}", enc(&id), ctx.lang.code())).await.map_err(|p| ctx.fail(p))?;
     Ok(ok(&Scanner { ctx, event }))
+}
+
+/// A new banner image, sent by the dashboard's file picker (raw bytes, CSRF token in a header).
+pub async fn upload_banner(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !csrf_matches(&ctx.csrf, given) {
+        let body = json!({ "status": 403, "code": "csrf", "title": ctx.t("error-csrf") });
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match ctx.upload(Method::PUT, &format!("/api/v1/events/{}/banner", enc(&id)), body, content_type).await {
+        Ok((status, headers, body)) => passthrough(status, &headers, body),
+        Err(p) => (StatusCode::INTERNAL_SERVER_ERROR, p.message()).into_response(),
+    }
 }
 
 /// The scanner's JSON calls: checked like a form (CSRF token in `X-CSRF-Token`), then passed to the

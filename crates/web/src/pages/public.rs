@@ -15,6 +15,11 @@ use crate::{
     views::{Availability, Category, List},
 };
 
+/// A banner we may put in `<img src>`: a web address or a path here (no `javascript:`, no `data:`).
+pub fn is_image_url(url: &str) -> bool {
+    url.starts_with('/') || url.starts_with("https://") || url.starts_with("http://")
+}
+
 /// An event as a card in a list.
 pub struct EventCard {
     pub href: String,
@@ -56,7 +61,7 @@ impl EventCard {
                     ctx.ta("price-from", &format::money(t.price, &t.currency))
                 }
             }),
-            banner: e.media.banner.clone().filter(|b| b.starts_with('/') || b.starts_with("https://")),
+            banner: e.media.banner.clone().filter(|b| is_image_url(b)),
             category: e.category.name.clone(),
             status: e.status.clone(),
         }
@@ -270,7 +275,7 @@ impl EventPage {
     }
 
     pub fn banner(&self) -> Option<&str> {
-        self.event.media.banner.as_deref().filter(|b| b.starts_with('/') || b.starts_with("https://"))
+        self.event.media.banner.as_deref().filter(|b| is_image_url(b))
     }
 }
 
