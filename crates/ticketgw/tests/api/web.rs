@@ -594,3 +594,41 @@ async fn organizers_upload_a_banner_from_the_dashboard() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn notice_channels_and_door_staff_are_set_from_their_forms() {
+    let app = spawn_app().await;
+    bookable_event(&app, 6, 10).await;
+    let (email, token) = user(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&email, "a long password").await;
+    let page = b.post("/account/channels", &[("telegram_chat_id", "12345"), ("phone", "012 345")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"ch-phone-err\"") && page.body.contains("value=\"012 345\""), "{}", page.body);
+    let page = b.post("/account/channels", &[("telegram_chat_id", "12345"), ("phone", "+85512345678")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let channels: Value = app.get("/api/v1/me/notification-channels", Some(&token)).await.json().await.unwrap();
+    assert_eq!(channels, json!({"telegram_chat_id": "12345", "phone": "+85512345678"}));
+
+    // The organizer appoints this user as door staff; the scanner then accepts their scans.
+    let mut organizer = Browser::new(&app);
+    organizer.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let page = organizer.post("/organizer/events/evt-t6/staff", &[("emails", &format!("{email}\n"))]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(organizer.get("/organizer/events/evt-t6").await.body.contains(&email));
+    let scan = b
+        .http
+        .post(format!("{}/organizer/events/evt-t6/checkins", b.base))
+        .header(header::COOKIE, b.cookie_header())
+        .header("x-csrf-token", b.cookies["tg_csrf"].clone())
+        .json(&json!({"token": "not-a-ticket", "nonce": "n-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scan.status(), StatusCode::OK, "staff may scan");
+    let result: Value = scan.json().await.unwrap();
+    assert_eq!(result["result"], "forged", "an answer from the check-in itself");
+    // Staff cannot manage the event.
+    let page = b.post("/organizer/events/evt-t6/staff", &[("emails", "me@example.com")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}

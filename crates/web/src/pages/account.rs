@@ -171,11 +171,18 @@ struct ApplyForm {
     message: String,
 }
 
+#[derive(Deserialize, Default)]
+struct Channels {
+    telegram_chat_id: Option<String>,
+    phone: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
     ctx: Ctx,
     me: Me,
+    channels: Channels,
     apply: ApplyForm,
     application: Option<ApplicationView>,
     messages: Vec<(String, Message)>,
@@ -212,9 +219,13 @@ async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool, typed: Op
     }
     let application = ctx.get::<ApplicationView>("/api/v1/me/organizer-application").await.ok();
     let messages: List<Message> = ctx.get("/api/v1/me/messages").await.map_err(|p| ctx.fail(p))?;
+    let mut channels: Channels = ctx.get("/api/v1/me/notification-channels").await.map_err(|p| ctx.fail(p))?;
+    if let Some(f) = typed.filter(|f| f.fields().iter().any(|(k, _)| k == "phone")) {
+        channels = Channels { telegram_chat_id: f.opt("telegram_chat_id"), phone: f.opt("phone") };
+    }
     let messages = messages.items.into_iter().take(10).map(|m| (format::millis(m.created_at), m)).collect();
     let status = problem.as_ref().and_then(|p| StatusCode::from_u16(p.status).ok()).unwrap_or(StatusCode::OK);
-    Ok(render(&AccountPage { ctx, me, apply, application, messages, problem, saved }, status))
+    Ok(render(&AccountPage { ctx, me, channels, apply, application, messages, problem, saved }, status))
 }
 
 #[derive(Deserialize)]
@@ -236,6 +247,17 @@ pub async fn update_account(form: CsrfForm) -> PageResult {
             let lang = Lang::parse(&me.language).unwrap_or(ctx.lang);
             Ok(with_cookies(see_other("/account?saved=1"), [lang_cookie(ctx.web(), lang)]))
         }
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
+        Err(p) => Err(ctx.fail(p)),
+    }
+}
+
+pub async fn update_channels(form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    ctx.require_login()?;
+    let body = json!({ "telegram_chat_id": form.opt("telegram_chat_id"), "phone": form.opt("phone") });
+    match ctx.send::<serde_json::Value>(Method::PUT, "/api/v1/me/notification-channels", &body, None).await {
+        Ok(_) => Ok(see_other("/account?saved=1")),
         Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
         Err(p) => Err(ctx.fail(p)),
     }

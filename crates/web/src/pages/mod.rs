@@ -40,6 +40,8 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/lang/{code}", get(account::set_language))
         .route("/account", get(account::account).post(account::update_account))
         .route("/account/organizer", post(account::apply_organizer))
+        .route("/account/channels", post(account::update_channels))
+        .route("/organizer/events/{id}/staff", post(organizer::set_staff))
         .route("/organizer", get(organizer::my_events))
         .route("/organizer/events/new", get(organizer::new_form).post(organizer::create))
         .route("/organizer/events/{id}", get(organizer::dashboard))

@@ -626,11 +626,18 @@ pub struct TypeLine {
     pub percent: i64,
 }
 
+#[derive(serde::Deserialize)]
+struct Staff {
+    emails: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
     ctx: Ctx,
     event: EventDocument,
+    /// Door staff e-mails, one per line.
+    staff: String,
     types: Vec<TypeLine>,
     sold: i64,
     revenue: String,
@@ -640,6 +647,10 @@ struct Dashboard {
 }
 
 impl Dashboard {
+    fn scanner_path(&self) -> String {
+        format!("/organizer/events/{}/scan", enc(&self.event.id))
+    }
+
     fn banner(&self) -> Option<&str> {
         self.event.media.banner.as_deref().filter(|b| super::public::is_image_url(b))
     }
@@ -651,6 +662,7 @@ pub async fn dashboard(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let sales: Sales = ctx.get(&format!("/api/v1/events/{}/sales", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
     let attendees: Attendees =
         ctx.get(&format!("/api/v1/events/{}/attendees", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
+    let staff: Staff = ctx.get(&format!("/api/v1/events/{}/staff", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
     let types = sales
         .types
         .iter()
@@ -673,11 +685,22 @@ pub async fn dashboard(ctx: Ctx, Path(id): Path<String>) -> PageResult {
         sold: sales.sold,
         checked_in: sales.checked_in,
         chart: chart(&sales),
+        staff: staff.emails.join("\n"),
         types,
         attendees,
         event,
         ctx,
     }))
+}
+
+/// Door staff: the e-mails of people who may scan this event's tickets.
+pub async fn set_staff(Path(id): Path<String>, form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    ctx.require_login()?;
+    let emails: Vec<&str> = form.get("emails").split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()).collect();
+    let path = format!("/api/v1/events/{}/staff", enc(&id));
+    let _: Value = ctx.send(Method::PUT, &path, &json!({ "emails": emails }), None).await.map_err(|p| ctx.fail(p))?;
+    Ok(see_other(&format!("/organizer/events/{}#staff-h", enc(&id))))
 }
 
 /// Pass an API answer (CSV, JSON) through as it came.
