@@ -69,50 +69,7 @@ pub struct Payment {
     pub next_action: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-pub struct TypeAvailability {
-    pub ticket_type_id: String,
-    pub available: i64,
-}
-
-#[derive(Deserialize)]
-pub struct Availability {
-    pub types: Vec<TypeAvailability>,
-}
-
-#[derive(Deserialize)]
-pub struct TypeSales {
-    pub ticket_type_id: String,
-    pub name: String,
-    pub currency: String,
-    pub quantity: i64,
-    pub sold: i64,
-    pub held: i64,
-    pub revenue: f64,
-    pub checked_in: i64,
-}
-
-#[derive(Deserialize)]
-pub struct DailySales {
-    pub date: String,
-    pub ticket_type_id: String,
-    pub tickets: i64,
-}
-
-#[derive(Deserialize)]
-pub struct Money {
-    pub currency: String,
-    pub amount: f64,
-}
-
-#[derive(Deserialize)]
-pub struct Sales {
-    pub types: Vec<TypeSales>,
-    pub sold: i64,
-    pub revenue: Vec<Money>,
-    pub checked_in: i64,
-    pub daily: Vec<DailySales>,
-}
+// Availability and sales are read with the bookings API's own types (`tg_bookings::api`).
 
 #[derive(Deserialize)]
 pub struct Attendee {

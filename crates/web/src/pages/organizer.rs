@@ -9,13 +9,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::{json, Value};
+use tg_bookings::api::Sales;
 use tg_events::document::EventDocument;
 
 use super::{enc, ok, public::EventCard, render, see_other};
 use crate::{
     ctx::{csrf_matches, CsrfForm, Ctx, FieldError, PageResult, Problem},
     format,
-    views::{Attendees, List, Sales},
+    views::{Attendees, List},
 };
 
 pub struct MyEvent {
@@ -751,12 +752,21 @@ pub async fn scanner(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     Ok(ok(&Scanner { ctx, event }))
 }
 
+/// Script calls (scanner, banner upload) carry the CSRF token in `X-CSRF-Token`: the 403 answer
+/// when it is missing or wrong.
+fn csrf_refusal(ctx: &Ctx, headers: &HeaderMap) -> Option<Response> {
+    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if csrf_matches(&ctx.csrf, given) {
+        return None;
+    }
+    let body = json!({ "status": 403, "code": "csrf", "title": ctx.t("error-csrf") });
+    Some((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
+}
+
 /// A new banner image, sent by the dashboard's file picker (raw bytes, CSRF token in a header).
 pub async fn upload_banner(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !csrf_matches(&ctx.csrf, given) {
-        let body = json!({ "status": 403, "code": "csrf", "title": ctx.t("error-csrf") });
-        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    if let Some(refused) = csrf_refusal(&ctx, &headers) {
+        return refused;
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     match ctx.upload(Method::PUT, &format!("/api/v1/events/{}/banner", enc(&id)), body, content_type).await {
@@ -768,10 +778,8 @@ pub async fn upload_banner(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap,
 /// The scanner's JSON calls: checked like a form (CSRF token in `X-CSRF-Token`), then passed to the
 /// API as the signed-in user, whose rights the API checks.
 async fn scanner_call(ctx: Ctx, headers: HeaderMap, path: String, body: Bytes) -> Response {
-    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !csrf_matches(&ctx.csrf, given) {
-        let body = json!({ "status": 403, "code": "csrf", "title": ctx.t("error-csrf") });
-        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    if let Some(refused) = csrf_refusal(&ctx, &headers) {
+        return refused;
     }
     match ctx.call(Method::POST, &path, Some(body.to_vec()), None).await {
         Ok((status, headers, body)) => passthrough(status, &headers, body),

@@ -6,13 +6,14 @@ use axum::{
     response::Response,
 };
 use serde::Deserialize;
+use tg_bookings::api::Availability;
 use tg_events::document::EventDocument;
 
 use super::{enc, ok};
 use crate::{
     ctx::{Ctx, PageResult, Problem},
     format,
-    views::{Availability, Category, List},
+    views::{Category, List},
 };
 
 /// A banner we may put in `<img src>`: a web address or a path here (no `javascript:`, no `data:`).
@@ -226,7 +227,7 @@ impl EventPage {
         let booking_open = event.status == "published"
             && availability.is_some()
             && within(Some(&event.datetime.booking_start), Some(&event.datetime.booking_end));
-        let availability = availability.unwrap_or(Availability { types: Vec::new() });
+        let availability = availability.unwrap_or(Availability { types: Vec::new(), total_available: 0 });
         let types = event
             .ticketing
             .types
