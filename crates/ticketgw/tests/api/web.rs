@@ -632,3 +632,36 @@ async fn notice_channels_and_door_staff_are_set_from_their_forms() {
     let page = b.post("/organizer/events/evt-t6/staff", &[("emails", "me@example.com")]).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn paying_with_khqr_shows_the_code_and_polls() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.khqr_account_id = Some("ticketgw@devb".into());
+        // Nothing answers here: the page must still show the pending payment.
+        s.bakong_api_url = Some("http://127.0.0.1:9".into());
+        s.payments_sandbox = Some(true);
+    })
+    .await;
+    bookable_event(&app, 8, 10).await;
+    let (email, _) = user(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&email, "a long password").await;
+    let booked =
+        b.post("/events/test-event-8/book", &[("event_id", "evt-t8"), ("qty_riel", "2"), ("nonce", "k1")]).await;
+    assert_eq!(booked.status, StatusCode::SEE_OTHER);
+    let booking = b.get(booked.location()).await;
+    assert!(booking.body.contains("value=\"sandbox\" checked"), "the sandbox is offered first");
+    assert!(booking.body.contains("value=\"khqr\""));
+    assert!(booking.body.contains("80,000 ៛"), "riel total: {}", booking.body);
+    let booking_id = booked.location().rsplit('/').next().unwrap().to_owned();
+    let pay = b.post(&format!("/bookings/{booking_id}/pay"), &[("provider", "khqr"), ("nonce", "p1")]).await;
+    assert_eq!(pay.status, StatusCode::SEE_OTHER, "{}", pay.body);
+    assert!(pay.location().starts_with("/payments/"), "{}", pay.location());
+    let page = b.get(pay.location()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<svg") && page.body.contains("Bakong KHQR banking app"), "{}", page.body);
+    assert!(page.body.contains("hx-trigger=\"every 3s\""), "the page polls while pending");
+    // The same form again (a double click) does not start a second payment.
+    let again = b.post(&format!("/bookings/{booking_id}/pay"), &[("provider", "khqr"), ("nonce", "p1")]).await;
+    assert_eq!(again.location(), pay.location());
+}
