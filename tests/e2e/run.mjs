@@ -5,7 +5,8 @@
 // BASE_URL serves `ticketgw serve --demo` (demo accounts and the fixture event). The Rust test
 // `browser::web_ui_end_to_end_in_chromium` starts such a server and runs this script.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { chromium } from "playwright-core";
 
 const base = process.argv[2];
@@ -270,6 +271,60 @@ await step("organizer sees sales and attendees, exports CSV, scans tickets onlin
   const after = await (await api.request.get(`${base}/api/v1/me/tickets`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).json();
   assert.ok(after.items.every((t) => t.checked_in_at), "both tickets are checked in on the server");
   await api.close();
+});
+
+await step("the door scanner reads a ticket's QR code through the camera", async () => {
+  // Chromium's fake camera plays a video file: one frame showing the attendee's first ticket.
+  const page = await newPage(PHONE);
+  await login(page, attendee);
+  await page.goto(`${base}/tickets`);
+  const [W, H] = [640, 480];
+  const luma = await page.evaluate(async ([W, H]) => {
+    const svg = new XMLSerializer().serializeToString(document.querySelector(".ticket .qr svg"));
+    const img = new Image();
+    img.src = "data:image/svg+xml;base64," + btoa(svg);
+    await img.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = W;
+    canvas.height = H;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, W, H);
+    g.drawImage(img, (W - 420) / 2, (H - 420) / 2, 420, 420);
+    const rgba = g.getImageData(0, 0, W, H).data;
+    const y = new Array(W * H);
+    for (let i = 0; i < W * H; i++) y[i] = Math.round(0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2]);
+    return y;
+  }, [W, H]);
+  await page.context().close();
+  const video = `${tmpdir()}/tg-qr-${run}.y4m`;
+  const chroma = Buffer.alloc((W / 2) * (H / 2) * 2, 128);
+  writeFileSync(video, Buffer.concat([Buffer.from(`YUV4MPEG2 W${W} H${H} F5:1 Ip A1:1 C420jpeg\nFRAME\n`), Buffer.from(luma), chroma]));
+
+  const camera = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${video}`],
+  });
+  try {
+    const context = await camera.newContext({ viewport: PHONE });
+    await context.grantPermissions(["camera"], { origin: base });
+    const door = await context.newPage();
+    await door.goto(`${base}/login`);
+    await door.fill("#email", ORGANIZER.email);
+    await door.fill("#password", ORGANIZER.password);
+    await Promise.all([door.waitForNavigation(), door.click("form button[type=submit]")]);
+    const api = await browser.newContext();
+    const tokens = await (await api.request.post(`${base}/api/v1/auth/login`, { data: attendee })).json();
+    const mine = await (await api.request.get(`${base}/api/v1/me/tickets`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).json();
+    await api.close();
+    await door.goto(`${base}/organizer/events/${mine.items[0].event_id}/scan`);
+    await door.click("#start-camera");
+    // Both tickets were checked in by the previous step, so the camera's scan must say so.
+    await door.waitForFunction(() => /Already checked in/.test(document.getElementById("result").textContent), null, { timeout: 15000 });
+  } finally {
+    await camera.close();
+  }
 });
 
 await step("admin pages list users, applications, events and the audit log", async () => {
