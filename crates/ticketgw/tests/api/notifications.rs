@@ -252,7 +252,17 @@ async fn whole_flow(amqp_prefix: Option<&str>) {
     let (_, admin) = app.user_with(&[Role::Admin]).await;
     let res = app.get("/api/v1/admin/notifications/deliveries", Some(&en)).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let log: Value = app.get("/api/v1/admin/notifications/deliveries", Some(&admin)).await.json().await.unwrap();
+    // Which Telegram notice got the failing first call depends on delivery order (the welcome notice
+    // may go first), so wait until every Telegram delivery is sent before reading the log.
+    let mut log = Value::Null;
+    for _ in 0..300 {
+        log = app.get("/api/v1/admin/notifications/deliveries", Some(&admin)).await.json().await.unwrap();
+        let items = log["items"].as_array().unwrap();
+        if items.iter().filter(|d| d["channel"] == "telegram").all(|d| d["status"] == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let items = log["items"].as_array().unwrap();
     let telegram: Vec<&Value> = items.iter().filter(|d| d["channel"] == "telegram").collect();
     assert!(
