@@ -152,7 +152,7 @@ async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) 
 
 #[utoipa::path(post, path = "/api/v1/events/{id}/checkins", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = Scan,
-    responses((status = 200, body = ScanResult, description = "valid, already_checked_in, wrong_event, cancelled or forged"),
+    responses((status = 200, body = ScanResult, description = "valid, already_checked_in, wrong_event, cancelled, forged or unknown_code"),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn check_in(
     svc: Svc,
@@ -188,6 +188,9 @@ async fn check_in_batch(
     let event_id = require_scanner(&svc, &me, &id).await?;
     if batch.scans.len() > 1000 {
         return Err(ApiError::field("scans", "at most 1000 scans per upload"));
+    }
+    for scan in &batch.scans {
+        scan.validate()?;
     }
     let mut results = Vec::with_capacity(batch.scans.len());
     for scan in &batch.scans {

@@ -1,5 +1,7 @@
-//! Door check-in: each scan gets one of five distinct answers, and a retried scan (same nonce) gets
-//! the same answer again, so scanners can retry and upload offline scans safely.
+//! Door check-in: each scan gets one of six distinct answers, and a retried scan (same nonce) gets
+//! the same answer again, so scanners can retry and upload offline scans safely. A scan names the
+//! ticket by the QR code's signed token or, typed at the door when a screen will not scan, by the
+//! code printed on the ticket.
 
 use tg_platform::{
     auth::Principal,
@@ -14,13 +16,39 @@ use crate::{model::ScanResult, BookingsService};
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scan {
-    /// The token read from the QR code.
-    pub token: String,
+    /// The token read from the QR code. Give this or `code`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The code printed on the ticket (spaces, dashes and case are ignored). Give this or `token`.
+    #[serde(default)]
+    pub code: Option<String>,
     /// Unique per scan (e.g. a UUID the scanner makes); retries reuse it.
     pub nonce: String,
     pub gate: Option<String>,
     /// When an offline scan happened (RFC 3339); default now.
     pub scanned_at: Option<String>,
+}
+
+impl Scan {
+    /// Checks the fields and returns when the scan happened, so a batch can be refused whole before
+    /// any of it is applied.
+    pub fn validate(&self) -> ApiResult<i64> {
+        if self.nonce.is_empty() || self.nonce.len() > 100 {
+            return Err(ApiError::field("nonce", "must be 1 to 100 characters"));
+        }
+        if self.gate.as_ref().is_some_and(|g| g.chars().count() > 50) {
+            return Err(ApiError::field("gate", "must be at most 50 characters"));
+        }
+        if self.token.is_some() == self.code.is_some() {
+            return Err(ApiError::field("token", "give either the QR code's token or the printed code"));
+        }
+        match &self.scanned_at {
+            Some(s) => {
+                Ok(tg_events::document::parse_instant(s).map_err(|m| ApiError::field("scanned_at", m))?.min(now_ms()))
+            }
+            None => Ok(now_ms()),
+        }
+    }
 }
 
 impl BookingsService {
@@ -36,18 +64,7 @@ impl BookingsService {
     }
 
     pub async fn scan(&self, event_id: &str, scan: &Scan) -> ApiResult<ScanResult> {
-        if scan.nonce.is_empty() || scan.nonce.len() > 100 {
-            return Err(ApiError::field("nonce", "must be 1 to 100 characters"));
-        }
-        if scan.gate.as_ref().is_some_and(|g| g.chars().count() > 50) {
-            return Err(ApiError::field("gate", "must be at most 50 characters"));
-        }
-        let at = match &scan.scanned_at {
-            Some(s) => {
-                tg_events::document::parse_instant(s).map_err(|m| ApiError::field("scanned_at", m))?.min(now_ms())
-            }
-            None => now_ms(),
-        };
+        let at = scan.validate()?;
         if let Some(stored) = self.replayed(event_id, &scan.nonce).await? {
             return Ok(stored);
         }
@@ -73,22 +90,33 @@ impl BookingsService {
     }
 
     async fn evaluate(&self, event_id: &str, scan: &Scan, at: i64) -> ApiResult<ScanResult> {
-        let Some(claims) = self.keys.verify(&scan.token).await.map_err(ApiError::internal)? else {
+        // `validate` made sure exactly one of token and code is given.
+        let ticket = if let Some(token) = &scan.token {
+            let Some(claims) = self.keys.verify(token).await.map_err(ApiError::internal)? else {
+                return Ok(ScanResult::bare("forged"));
+            };
+            self.store.ticket(&claims.tid).await?.filter(|t| t.event_id == claims.eid)
+        } else {
+            let ticket = match normalize_code(scan.code.as_deref().unwrap_or_default()) {
+                Some(code) => self.store.ticket_by_code(&code).await?,
+                None => None,
+            };
+            if ticket.is_none() {
+                return Ok(ScanResult::bare("unknown_code"));
+            }
+            ticket
+        };
+        let Some(ticket) = ticket else {
             return Ok(ScanResult::bare("forged"));
         };
-        if claims.eid != event_id {
-            return Ok(ScanResult {
-                ticket_id: Some(claims.tid),
-                ticket_type_id: Some(claims.tt),
-                ..ScanResult::bare("wrong_event")
-            });
+        if ticket.event_id != event_id {
+            // Nothing about another event's ticket is told to this event's door.
+            return Ok(ScanResult::bare("wrong_event"));
         }
-        let Some(ticket) = self.store.ticket(&claims.tid).await? else {
-            return Ok(ScanResult::bare("forged"));
-        };
         let base = ScanResult {
             ticket_id: Some(ticket.id.clone()),
             ticket_type_id: Some(ticket.type_id.clone()),
+            code: Some(ticket.code.clone()),
             ..ScanResult::bare("")
         };
         if ticket.status == "cancelled" {
@@ -109,5 +137,25 @@ impl BookingsService {
             first_gate: first.checkin_gate,
             ..base
         })
+    }
+}
+
+/// A printed code as typed at the door: case, spaces and dashes do not matter.
+fn normalize_code(typed: &str) -> Option<String> {
+    let code: String =
+        typed.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
+    (!code.is_empty() && code.len() <= 20 && code.chars().all(|c| c.is_ascii_alphanumeric())).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_code;
+
+    #[test]
+    fn printed_codes_are_read_as_typed_at_the_door() {
+        assert_eq!(normalize_code(" abcd-efgh 23 ").as_deref(), Some("ABCDEFGH23"));
+        assert_eq!(normalize_code("--"), None);
+        assert_eq!(normalize_code("AB'; DROP"), None);
+        assert_eq!(normalize_code(&"A".repeat(21)), None);
     }
 }

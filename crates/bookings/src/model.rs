@@ -62,10 +62,14 @@ pub struct TicketView {
 /// Answer to a scan.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct ScanResult {
-    /// `valid`, `already_checked_in`, `wrong_event`, `cancelled` or `forged`.
+    /// `valid`, `already_checked_in`, `wrong_event`, `cancelled`, `forged` (a QR token not signed by
+    /// us) or `unknown_code` (no ticket has the typed code).
     pub result: String,
     pub ticket_id: Option<String>,
     pub ticket_type_id: Option<String>,
+    /// The code printed on the ticket, for the door staff to read back.
+    #[serde(default)]
+    pub code: Option<String>,
     /// For `already_checked_in`: when and where the first scan was.
     pub first_checked_in_at: Option<String>,
     pub first_gate: Option<String>,
@@ -77,6 +81,7 @@ impl ScanResult {
             result: result.into(),
             ticket_id: None,
             ticket_type_id: None,
+            code: None,
             first_checked_in_at: None,
             first_gate: None,
         }

@@ -445,6 +445,11 @@ impl Store {
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
     }
 
+    pub async fn ticket_by_code(&self, code: &str) -> Result<Option<TicketRow>, sqlx::Error> {
+        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE code = $1");
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(code).fetch_optional(pool).await)
+    }
+
     pub async fn tickets_of_event(&self, event_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {
         let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE event_id = $1 ORDER BY id");
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(event_id).fetch_all(pool).await)

@@ -1,6 +1,8 @@
 // Door scanner: reads QR codes with the camera (BarcodeDetector, else jsQR), checks them online,
 // and offline verifies the ticket's Ed25519 signature with the event's public key, queueing the
 // scan to upload when the connection returns. Scans carry a nonce, so an upload repeated is harmless.
+// A code typed from the ticket (when its screen will not scan) is checked online only: offline there
+// is nothing to check it against.
 (() => {
   "use strict";
   const root = document.getElementById("scanner");
@@ -28,7 +30,7 @@
 
   const RESULTS = {
     valid: ["valid", "ok"], already_checked_in: ["already", "warn"], invalid: ["invalid", "bad"],
-    wrong_event: ["wrong-event", "bad"], cancelled: ["cancelled", "bad"],
+    wrong_event: ["wrong-event", "bad"], cancelled: ["cancelled", "bad"], unknown_code: ["unknown-code", "bad"],
   };
   const remember = (ticketId) => {
     if (!ticketId) return;
@@ -68,10 +70,12 @@
     return { result: "valid", code: claims.code };
   };
 
-  const check = async (token) => {
-    token = token.trim();
-    if (!token) return;
-    const scan = { token, nonce: crypto.randomUUID(), gate: $("gate").value || null };
+  const check = async (text) => {
+    text = text.trim();
+    if (!text) return;
+    // QR codes hold a signed token (three dot-separated parts); anything else is a printed code.
+    const typedCode = !text.includes(".");
+    const scan = { [typedCode ? "code" : "token"]: text, nonce: crypto.randomUUID(), gate: $("gate").value || null };
     try {
       // A connection that hangs at the door must not hold the line: fall back to offline after 4 s.
       const res = await post("/checkins", scan, AbortSignal.timeout(4000));
@@ -84,8 +88,9 @@
     } catch {
       // No connection: decide with the event key, upload later.
       $("mode").textContent = "offline";
+      if (typedCode) { show(t("code-needs-online"), "warn"); return; }
       let r;
-      try { r = await verifyOffline(token); } catch { show(t("offline") + ": " + t("invalid"), "bad"); return; }
+      try { r = await verifyOffline(text); } catch { show(t("offline") + ": " + t("invalid"), "bad"); return; }
       if (r.result === "valid") {
         const queue = load(queueKey, []);
         queue.push({ ...scan, scanned_at: new Date().toISOString() });

@@ -209,7 +209,7 @@ no = No
 
 scan-start-camera = Start camera
 scan-gate = Gate
-scan-manual = Ticket text (from the QR code)
+scan-manual = Ticket code (printed under the QR code)
 scan-check = Check
 scan-pending = waiting to sync
 scan-valid = Valid: welcome in!
@@ -220,7 +220,9 @@ scan-cancelled = Ticket cancelled
 scan-offline = Offline: checked with the event key
 scan-queued = saved, will sync
 scan-synced = Synced
-scan-no-camera = No camera available; type or paste the ticket instead.
+scan-no-camera = No camera available; type the ticket code instead.
+scan-unknown-code = No ticket has this code
+scan-code-needs-online = A typed code is checked online only; scan the QR code while offline
 
 admin-users = Users
 admin-applications = Organizer applications
