@@ -36,6 +36,7 @@ pub fn router(svc: Arc<EventsService>) -> OpenApiRouter {
         .routes(routes!(cancel))
         .routes(routes!(complete))
         .routes(routes!(my_events))
+        .routes(routes!(moderation))
         .routes(routes!(categories))
         .routes(routes!(tags))
         .routes(routes!(rate))
@@ -226,6 +227,28 @@ async fn my_events(svc: Svc, me: Principal, ApiQuery(q): ApiQuery<MineQuery>) ->
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
     Ok(Json(EventPage { items: svc.documents(&rows).await?, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/events", tag = "admin", security(("bearer" = [])), params(search::ModerationQuery),
+    responses((status = 200, body = EventPage, description = "every event, most recently changed first"),
+              (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn moderation(
+    svc: Svc,
+    me: Principal,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<search::ModerationQuery>,
+) -> ApiResult<Json<EventPage>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only admins moderate events"));
+    }
+    let page = search::moderation(&svc.store, &q).await?;
+    let mut items = svc.documents(&page.rows).await?;
+    if let Some(l) = wanted_language(q.lang.as_deref(), &headers).as_deref() {
+        for d in &mut items {
+            d.localize(l);
+        }
+    }
+    Ok(Json(EventPage { items, next_cursor: page.next_cursor }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,4 +1,5 @@
-//! Discovery: published public events with filters, sorting and keyset (cursor) pagination.
+//! Discovery: published public events with filters, sorting and keyset (cursor) pagination; and the
+//! admins' moderation list of every event, whatever its status or visibility.
 //!
 //! The cursor carries the sort key of the last row seen plus its id, so pages neither repeat nor skip
 //! rows while the data stays put, and no page costs more than an index range scan.
@@ -9,7 +10,7 @@ use tg_platform::ApiError;
 use utoipa::IntoParams;
 
 use crate::{
-    document::{parse_instant, VENUE_TYPES},
+    document::{parse_instant, STATUSES, VENUE_TYPES, VISIBILITIES},
     store::{Arg, EventRow, Store, ROW_COLS},
 };
 
@@ -61,8 +62,30 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+fn encode_cursor(k: Vec<i64>, id: &str) -> String {
+    B64.encode(serde_json::to_vec(&Cursor { k, id: id.to_owned() }).unwrap_or_default())
+}
+
+/// A cursor this listing gave out, with `keys` sort keys.
+fn decode_cursor(c: &str, keys: usize) -> Result<Cursor, ApiError> {
+    B64.decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Cursor>(&b).ok())
+        .filter(|c| c.k.len() == keys)
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this listing"))
+}
+
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The text filter shared by both listings: at most 100 characters, matched as a substring.
+fn text_pattern(q: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = q.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    if text.chars().count() > 100 {
+        return Err(ApiError::field("q", "must be at most 100 characters"));
+    }
+    Ok(Some(format!("%{}%", escape_like(&text.to_lowercase()))))
 }
 
 pub async fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page, ApiError> {
@@ -118,20 +141,11 @@ pub async fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page, ApiErr
             sql += &format!(" AND min_price {op} {}", arg(Arg::Float(p)));
         }
     }
-    if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        if text.chars().count() > 100 {
-            return Err(ApiError::field("q", "must be at most 100 characters"));
-        }
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+    if let Some(pattern) = text_pattern(q.q.as_deref())? {
         sql += &format!(" AND search_text LIKE {} ESCAPE '\\'", arg(Arg::Text(pattern)));
     }
     if let Some(c) = &q.cursor {
-        let cur = B64
-            .decode(c)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Cursor>(&b).ok())
-            .filter(|c| c.k.len() == if sort == Sort::Priority { 2 } else { 1 })
-            .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this listing"))?;
+        let cur = decode_cursor(c, if sort == Sort::Priority { 2 } else { 1 })?;
         let id = arg(Arg::Text(cur.id));
         sql += &match sort {
             Sort::Start => format!(" AND (start_at, id) > ({}, {id})", arg(Arg::Int(cur.k[0]))),
@@ -165,8 +179,65 @@ pub async fn list(store: &Store, q: &ListQuery, now: i64) -> Result<Page, ApiErr
                 Sort::Priority => vec![last.priority, last.start_at],
                 Sort::Popularity => vec![last.popularity],
             };
-            Some(B64.encode(serde_json::to_vec(&Cursor { k, id: last.id.clone() }).unwrap_or_default()))
+            Some(encode_cursor(k, &last.id))
         }
+        _ => None,
+    };
+    Ok(Page { rows, next_cursor })
+}
+
+#[derive(Deserialize, IntoParams, Default, Debug)]
+#[into_params(parameter_in = Query)]
+pub struct ModerationQuery {
+    /// `draft`, `published`, `cancelled` or `completed`; default all.
+    pub status: Option<String>,
+    /// `public`, `unlisted` or `private`; default all.
+    pub visibility: Option<String>,
+    /// Free text over title, summary and description in every language.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 100, default 50.
+    pub limit: Option<i64>,
+    /// Language of title/summary/description (`en`, `km`); else `Accept-Language`.
+    pub lang: Option<String>,
+}
+
+/// Every event, most recently changed first, for admins to review.
+pub async fn moderation(store: &Store, q: &ModerationQuery) -> Result<Page, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 100"));
+    }
+    let mut args: Vec<Arg> = Vec::new();
+    let mut arg = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    let mut sql = format!("SELECT {ROW_COLS} FROM events_events WHERE 1 = 1");
+    for (name, value, allowed) in
+        [("status", &q.status, &STATUSES[..]), ("visibility", &q.visibility, &VISIBILITIES[..])]
+    {
+        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else { continue };
+        if !allowed.contains(&value) {
+            return Err(ApiError::field(name, format!("must be one of {}", allowed.join(", "))));
+        }
+        sql += &format!(" AND {name} = {}", arg(Arg::Text(value.to_owned())));
+    }
+    if let Some(pattern) = text_pattern(q.q.as_deref())? {
+        sql += &format!(" AND search_text LIKE {} ESCAPE '\\'", arg(Arg::Text(pattern)));
+    }
+    if let Some(c) = &q.cursor {
+        let cur = decode_cursor(c, 1)?;
+        let id = arg(Arg::Text(cur.id));
+        let k = arg(Arg::Int(cur.k[0]));
+        sql += &format!(" AND (updated_at < {k} OR (updated_at = {k} AND id < {id}))");
+    }
+    sql += &format!(" ORDER BY updated_at DESC, id DESC LIMIT {}", arg(Arg::Int(limit + 1)));
+    let mut rows: Vec<EventRow> = crate::fetch_dynamic!(&store.db, &sql, &args, EventRow)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(encode_cursor(vec![last.updated_at], &last.id)),
         _ => None,
     };
     Ok(Page { rows, next_cursor })

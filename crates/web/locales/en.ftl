@@ -126,6 +126,7 @@ edit-event = Edit event
 no-own-events = No events yet. Create your first one.
 event = Event
 status = Status
+all-statuses = All
 sold = Sold
 held = Held
 actions = Actions

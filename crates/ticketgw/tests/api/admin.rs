@@ -22,6 +22,7 @@ async fn admin_routes_by_role() {
         (Method::POST, "/api/v1/admin/organizer-applications/none/approve".into(), json!({})),
         (Method::POST, "/api/v1/admin/organizer-applications/none/reject".into(), json!({})),
         (Method::GET, "/api/v1/admin/audit-log".into(), Value::Null),
+        (Method::GET, "/api/v1/admin/events".into(), Value::Null),
     ];
     for (method, path, body) in &routes {
         let res = app.send(method.clone(), path, None, body).await;

@@ -284,6 +284,58 @@ async fn unlisted_and_private_events() {
 }
 
 #[tokio::test]
+async fn admins_see_every_event_whatever_its_status_or_visibility() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    let (_, admin) = app.user_with(&[Role::Admin]).await;
+    let published = event_doc(1);
+    let mut private_draft = event_doc(2);
+    private_draft["status"] = json!("draft");
+    private_draft["visibility"] = json!("private");
+    private_draft["title"] = json!("Riverside Rehearsal");
+    let mut cancelled = event_doc(3);
+    cancelled["visibility"] = json!("unlisted");
+    for d in [&published, &private_draft, &cancelled] {
+        assert_eq!(app.post("/api/v1/events", Some(&organizer), d).await.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.post("/api/v1/events/evt-t3/cancel", Some(&organizer), &json!({})).await.status(), StatusCode::OK);
+    let public: Value = app.get("/api/v1/events", None).await.json().await.unwrap();
+    assert_eq!(public["items"].as_array().unwrap().len(), 1, "the public listing shows only the published one");
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let list = |query: &str| {
+        let (app, admin, path) = (&app, admin.clone(), format!("/api/v1/admin/events{query}"));
+        async move { app.get(&path, Some(&admin)).await }
+    };
+    let all: Value = list("").await.json().await.unwrap();
+    // Most recently changed first: the cancellation came last.
+    assert_eq!(ids(&all)[0], "evt-t3");
+    let mut sorted = ids(&all);
+    sorted.sort();
+    assert_eq!(sorted, ["evt-t1", "evt-t2", "evt-t3"]);
+    assert_eq!(ids(&list("?status=draft").await.json().await.unwrap()), ["evt-t2"]);
+    assert_eq!(ids(&list("?status=cancelled&visibility=unlisted").await.json().await.unwrap()), ["evt-t3"]);
+    assert_eq!(ids(&list("?visibility=private").await.json().await.unwrap()), ["evt-t2"]);
+    assert_eq!(ids(&list("?q=riverside").await.json().await.unwrap()), ["evt-t2"]);
+    let km: Value = list("?status=published&lang=km").await.json().await.unwrap();
+    assert_eq!(km["items"][0]["title"], "សន្និសីទបច្ចេកវិទ្យា ២០២៥");
+
+    // Pages neither repeat nor skip.
+    let first: Value = list("?limit=2").await.json().await.unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second: Value = list(&format!("?limit=2&cursor={cursor}")).await.json().await.unwrap();
+    assert!(second["next_cursor"].is_null());
+    assert_eq!([ids(&first), ids(&second)].concat(), ids(&all));
+
+    for bad in ["?status=archived", "?visibility=secret", "?limit=0", "?cursor=nope"] {
+        assert_problem(list(bad).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    assert_problem(app.get("/api/v1/admin/events", Some(&organizer)).await, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+#[tokio::test]
 async fn lifecycle_emits_domain_events() {
     let app = spawn_app().await;
     let (_, organizer) = demo_organizer(&app).await;

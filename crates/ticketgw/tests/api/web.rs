@@ -665,3 +665,39 @@ async fn paying_with_khqr_shows_the_code_and_polls() {
     let again = b.post(&format!("/bookings/{booking_id}/pay"), &[("provider", "khqr"), ("nonce", "p1")]).await;
     assert_eq!(again.location(), pay.location());
 }
+
+#[tokio::test]
+async fn admins_moderate_drafts_and_private_events_too() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    let mut private_draft = event_doc(1);
+    private_draft["status"] = json!("draft");
+    private_draft["visibility"] = json!("private");
+    private_draft["title"] = json!("Secret Rehearsal");
+    for d in [&private_draft, &event_doc(2)] {
+        assert_eq!(app.post("/api/v1/events", Some(&organizer), d).await.status(), StatusCode::CREATED);
+    }
+    app.app
+        .users
+        .create_user("mod@example.com", "a long password", "Moderator", &[tg_platform::auth::Role::Admin])
+        .await
+        .unwrap();
+    let mut admin = Browser::new(&app);
+    admin.sign_in("mod@example.com", "a long password").await;
+
+    let all = admin.get("/admin/events").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.body.contains("Secret Rehearsal") && all.body.contains("Tech Conference 2025"), "{}", all.body);
+    assert!(all.body.contains("Private (invite only)"));
+    let drafts = admin.get("/admin/events?status=draft").await;
+    assert!(drafts.body.contains("Secret Rehearsal") && !drafts.body.contains("Tech Conference 2025"));
+    // A draft can be cancelled but not unpublished.
+    assert!(drafts.body.contains(r#"value="cancel""#) && !drafts.body.contains(r#"value="unpublish""#));
+
+    let done = admin.post("/organizer/events/evt-t1/lifecycle", &[("action", "cancel"), ("back", "admin")]).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/admin/events"));
+    let event: Value = app.get("/api/v1/events/evt-t1", Some(&organizer)).await.json().await.unwrap();
+    assert_eq!(event["status"], "cancelled");
+    let cancelled = admin.get("/admin/events?status=cancelled").await;
+    assert!(cancelled.body.contains("Secret Rehearsal") && !cancelled.body.contains(r#"value="cancel""#));
+}

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use tg_events::document::EventDocument;
+use tg_events::document::{EventDocument, STATUSES};
 
 use super::{enc, ok, public::EventCard, see_other};
 use crate::{
@@ -119,6 +119,14 @@ pub struct ModeratedEvent {
     pub card: EventCard,
     pub id: String,
     pub organizer: String,
+    pub status: String,
+    pub visibility: String,
+}
+
+impl ModeratedEvent {
+    fn visibility_key(&self) -> String {
+        format!("visibility-{}", self.visibility)
+    }
 }
 
 #[derive(Template)]
@@ -126,17 +134,19 @@ pub struct ModeratedEvent {
 struct Events {
     ctx: Ctx,
     q: String,
+    status: String,
+    statuses: [&'static str; 4],
     events: Vec<ModeratedEvent>,
+    next: Option<String>,
 }
 
-/// Published events, newest activity first, with unpublish and cancel.
+/// Every event of every status and visibility, most recently changed first, with unpublish and cancel.
 pub async fn events(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
     require_admin(&ctx)?;
-    let mut path = format!("/api/v1/events?limit=100&lang={}", ctx.lang.code());
-    if !q.q.trim().is_empty() {
-        path.push_str(&format!("&q={}", enc(q.q.trim())));
-    }
-    let page: List<EventDocument> = ctx.get(&path).await.map_err(|p| ctx.fail(p))?;
+    let page: List<EventDocument> = ctx
+        .get(&format!("/api/v1/admin/events?{}&lang={}", q.params(), ctx.lang.code()))
+        .await
+        .map_err(|p| ctx.fail(p))?;
     let events = page
         .items
         .iter()
@@ -144,9 +154,13 @@ pub async fn events(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
             card: EventCard::new(&ctx, e),
             id: e.id.clone(),
             organizer: e.organizer.name.clone(),
+            status: e.status.clone(),
+            visibility: e.visibility.clone(),
         })
         .collect();
-    Ok(ok(&Events { ctx, q: q.q, events }))
+    let next =
+        page.next_cursor.map(|c| format!("/admin/events?q={}&status={}&cursor={}", enc(&q.q), enc(&q.status), enc(&c)));
+    Ok(ok(&Events { ctx, q: q.q, status: q.status, statuses: STATUSES, events, next }))
 }
 
 pub struct AuditLine {
