@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use tg_platform::{
     auth::Principal,
     clock::now_ms,
-    http::{idempotency_key, ApiJson, ApiPath},
+    http::{idempotency_key, ApiJson, ApiPath, ApiQuery},
     problem::Problem,
     ApiError, ApiResult,
 };
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -31,7 +31,7 @@ type Svc = State<Arc<PaymentsService>>;
 
 pub fn router(svc: Arc<PaymentsService>) -> OpenApiRouter {
     OpenApiRouter::new()
-        .routes(routes!(create_payment))
+        .routes(routes!(create_payment, list_payments))
         .routes(routes!(get_payment))
         .routes(routes!(refund_payment))
         .routes(routes!(webhook))
@@ -76,6 +76,24 @@ async fn create_payment(
         res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
         Ok(res)
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PaymentQuery {
+    booking_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentList {
+    pub items: Vec<PaymentView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/payments", tag = "payments", security(("bearer" = [])), params(PaymentQuery),
+    responses((status = 200, body = PaymentList, description = "the caller's payments for the booking, newest first"),
+              (status = 400, body = Problem)))]
+async fn list_payments(svc: Svc, me: Principal, ApiQuery(q): ApiQuery<PaymentQuery>) -> ApiResult<Json<PaymentList>> {
+    Ok(Json(PaymentList { items: svc.of_booking(&me, &q.booking_id).await? }))
 }
 
 #[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", security(("bearer" = [])), params(("id" = String, Path)),

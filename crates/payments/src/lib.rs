@@ -219,6 +219,12 @@ impl PaymentsService {
         Ok(view(&row))
     }
 
+    /// The caller's payments for one booking (every payment of it, for admins), newest first.
+    pub async fn of_booking(&self, p: &Principal, booking_id: &str) -> ApiResult<Vec<PaymentView>> {
+        let rows = self.store.of_booking(booking_id).await?;
+        Ok(rows.iter().filter(|r| r.user_id == p.user_id || p.is_admin()).map(view).collect())
+    }
+
     async fn owned(&self, p: &Principal, id: &str) -> ApiResult<PaymentRow> {
         match self.store.payment(id).await? {
             Some(row) if row.user_id == p.user_id || p.is_admin() => Ok(row),

@@ -126,6 +126,14 @@ impl Store {
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(booking_id).fetch_optional(pool).await)
     }
 
+    /// Every payment started for a booking, newest first.
+    pub async fn of_booking(&self, booking_id: &str) -> Result<Vec<PaymentRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLS} FROM payments_payments WHERE booking_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100"
+        );
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(booking_id).fetch_all(pool).await)
+    }
+
     /// Pending payments of `provider` created after `since` (for polling providers).
     pub async fn pending(&self, provider: &str, since: i64) -> Result<Vec<PaymentRow>, sqlx::Error> {
         let sql = format!(

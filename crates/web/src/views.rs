@@ -66,6 +66,8 @@ pub struct Payment {
     pub amount: f64,
     pub currency: String,
     #[serde(default)]
+    pub refunded_amount: f64,
+    #[serde(default)]
     pub next_action: serde_json::Value,
 }
 

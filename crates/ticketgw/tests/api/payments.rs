@@ -218,7 +218,7 @@ async fn a_late_payment_whose_seats_are_gone_is_refunded() {
 }
 
 /// Pay `hold` in the sandbox and wait for the confirmation; the payment id.
-async fn paid(app: &TestApp, token: &str, hold: &Value) -> String {
+pub(crate) async fn paid(app: &TestApp, token: &str, hold: &Value) -> String {
     let res: Value = pay(app, token, &uuid::Uuid::new_v4().to_string(), hold["id"].as_str().unwrap(), "sandbox")
         .await
         .json()
@@ -246,8 +246,17 @@ async fn refunds_per_ticket_and_in_full_release_the_seats() {
     };
     assert_eq!(sold(&app).await, 3);
 
-    // Strangers cannot; the holder refunds one ticket: its seat is free and 100 goes back.
+    // The holder finds the booking's payment; nobody else sees it.
     let (_, stranger) = app.user_with(&[]).await;
+    let by_booking = format!("/api/v1/payments?booking_id={}", hold["id"].as_str().unwrap());
+    let mine: Value = app.get(&by_booking, Some(&buyer)).await.json().await.unwrap();
+    assert_eq!(mine["items"][0]["id"], pid.as_str());
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let theirs: Value = app.get(&by_booking, Some(&stranger)).await.json().await.unwrap();
+    assert_eq!(theirs["items"], json!([]));
+    assert!(app.get("/api/v1/payments", Some(&buyer)).await.status().is_client_error(), "booking_id is required");
+
+    // Strangers cannot refund; the holder refunds one ticket: its seat is free and 100 goes back.
     let url = format!("/api/v1/payments/{pid}/refund");
     assert_problem(app.post(&url, Some(&stranger), &json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
     let (_, other_organizer) = app.user_with(&[tg_platform::auth::Role::Organizer]).await;

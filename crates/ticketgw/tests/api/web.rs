@@ -10,6 +10,7 @@ use crate::{
     bookings::{book, bookable_event, items},
     events::{demo_organizer, event_doc, new_organizer},
     helpers::{spawn_app, TestApp},
+    payments::paid,
 };
 
 /// A cookie-keeping client that does not follow redirects.
@@ -700,4 +701,83 @@ async fn admins_moderate_drafts_and_private_events_too() {
     assert_eq!(event["status"], "cancelled");
     let cancelled = admin.get("/admin/events?status=cancelled").await;
     assert!(cancelled.body.contains("Secret Rehearsal") && !cancelled.body.contains(r#"value="cancel""#));
+}
+
+#[tokio::test]
+async fn attendees_refund_chosen_tickets_from_the_booking_page() {
+    let app = spawn_app().await;
+    bookable_event(&app, 7, 10).await;
+    let (email, token) = user(&app).await;
+    let hold: Value =
+        book(&app, &token, "r1", &items("evt-t7", &[("vip", 2), ("standard", 1)])).await.json().await.unwrap();
+    let booking_id = hold["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    b.sign_in(&email, "a long password").await;
+    // Before payment there is nothing to refund yet.
+    assert!(!b.get(&format!("/bookings/{booking_id}")).await.body.contains("/refund"));
+    paid(&app, &token, &hold).await;
+    let tickets: Value = app.get("/api/v1/me/tickets", Some(&token)).await.json().await.unwrap();
+    let id_of = |type_id: &str| -> Vec<String> {
+        tickets["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["ticket_type_id"] == type_id)
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (vip, standard) = (id_of("vip"), id_of("standard"));
+
+    let page = b.get(&format!("/bookings/{booking_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Only the refundable tickets can be chosen; the standard one says why not.
+    for id in &vip {
+        assert!(page.body.contains(&format!(r#"name="ticket" value="{id}""#)), "{}", page.body);
+    }
+    assert!(!page.body.contains(&format!(r#"value="{}""#, standard[0])));
+    assert!(page.body.contains("Not refundable"));
+
+    // Nothing chosen: told so next to the list, nothing changes.
+    let none = b.post(&format!("/bookings/{booking_id}/refund"), &[]).await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.body.contains(r#"id="refund-error""#) && none.body.contains("Choose the tickets to refund."));
+    // A non-refundable ticket smuggled into the form is refused by the API, and nothing is refunded.
+    let sneaky =
+        b.post(&format!("/bookings/{booking_id}/refund"), &[("ticket", &vip[0]), ("ticket", &standard[0])]).await;
+    assert_eq!(sneaky.status, StatusCode::CONFLICT, "{}", sneaky.body);
+    assert!(sneaky.body.contains(r#"id="refund-error""#));
+    let still: Value = app.get("/api/v1/me/tickets", Some(&token)).await.json().await.unwrap();
+    assert!(still["items"].as_array().unwrap().iter().all(|t| t["status"] == "valid"));
+
+    let done = b.post(&format!("/bookings/{booking_id}/refund"), &[("ticket", &vip[0])]).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, format!("/bookings/{booking_id}").as_str()));
+    let after: Value = app.get("/api/v1/me/tickets", Some(&token)).await.json().await.unwrap();
+    let status_of =
+        |id: &str| after["items"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()["status"].clone();
+    assert_eq!(
+        (status_of(&vip[0]), status_of(&vip[1]), status_of(&standard[0])),
+        (json!("cancelled"), json!("valid"), json!("valid"))
+    );
+    // The page shows the refund once the provider has paid it, and offers only the remaining VIP ticket.
+    let mut page = b.get(&format!("/bookings/{booking_id}")).await;
+    for _ in 0..50 {
+        if page.body.contains("Refunded: $100.00") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        page = b.get(&format!("/bookings/{booking_id}")).await;
+    }
+    assert!(page.body.contains("Refunded: $100.00"), "{}", page.body);
+    assert!(
+        !page.body.contains(&format!(r#"value="{}""#, vip[0])) && page.body.contains(&format!(r#"value="{}""#, vip[1]))
+    );
+
+    // Another user cannot refund this booking's tickets through the page.
+    let (other, _) = user(&app).await;
+    let mut stranger = Browser::new(&app);
+    stranger.sign_in(&other, "a long password").await;
+    let res = stranger.post(&format!("/bookings/{booking_id}/refund"), &[("ticket", &vip[1])]).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let last: Value = app.get("/api/v1/me/tickets", Some(&token)).await.json().await.unwrap();
+    assert_eq!(last["items"].as_array().unwrap().iter().filter(|t| t["status"] == "valid").count(), 2);
 }

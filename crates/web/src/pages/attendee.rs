@@ -50,6 +50,18 @@ pub struct ItemRow {
     pub subtotal: String,
 }
 
+/// A ticket of a confirmed booking, as offered for refund.
+pub struct TicketRow {
+    pub id: String,
+    pub code: String,
+    pub type_name: String,
+    pub price: String,
+    /// Valid, not yet scanned at the door, and of a refundable type.
+    pub refundable: bool,
+    /// Why it is not offered for refund (a text key), when it is not.
+    pub why_not: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "booking.html")]
 struct BookingPage {
@@ -57,10 +69,83 @@ struct BookingPage {
     booking: Booking,
     event: EventDocument,
     items: Vec<ItemRow>,
+    tickets: Vec<TicketRow>,
     total: String,
+    refunded: Option<String>,
     providers: Vec<String>,
     all_refundable: bool,
     nonce: String,
+    refund_error: Option<String>,
+}
+
+impl BookingPage {
+    fn any_refundable(&self) -> bool {
+        self.tickets.iter().any(|t| t.refundable)
+    }
+
+    async fn load(ctx: Ctx, id: &str, refund_error: Option<String>) -> Result<BookingPage, Problem> {
+        let (booking, event) = own_booking(&ctx, id).await?;
+        let item = |type_id: &str| booking.items.iter().find(|i| i.ticket_type_id == type_id);
+        let items = booking
+            .items
+            .iter()
+            .map(|i| ItemRow {
+                name: type_name(&event, &i.ticket_type_id),
+                quantity: i.quantity,
+                subtotal: format::money(i.unit_price * i.quantity as f64, &booking.currency),
+            })
+            .collect();
+        let (mut tickets, mut refunded) = (Vec::new(), None);
+        if booking.status == "confirmed" || booking.status == "cancelled" {
+            let mine: List<Ticket> = ctx.get("/api/v1/me/tickets").await?;
+            tickets = mine
+                .items
+                .into_iter()
+                .filter(|t| t.booking_id == booking.id)
+                .map(|t| {
+                    let why_not = if t.status != "valid" {
+                        "cancelled"
+                    } else if t.checked_in_at.is_some() {
+                        "checked-in"
+                    } else if !item(&t.ticket_type_id).is_some_and(|i| i.refundable) {
+                        "ticket-not-refundable"
+                    } else {
+                        ""
+                    };
+                    TicketRow {
+                        refundable: why_not.is_empty(),
+                        why_not,
+                        type_name: type_name(&event, &t.ticket_type_id),
+                        price: item(&t.ticket_type_id)
+                            .map(|i| format::money(i.unit_price, &booking.currency))
+                            .unwrap_or_default(),
+                        id: t.id,
+                        code: t.code,
+                    }
+                })
+                .collect();
+            let payments: List<Payment> = ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&booking.id))).await?;
+            refunded = payments
+                .items
+                .iter()
+                .filter(|p| p.refunded_amount > 0.0)
+                .map(|p| format::money(p.refunded_amount, &p.currency))
+                .next();
+        }
+        Ok(BookingPage {
+            total: format::money(booking.total_amount, &booking.currency),
+            all_refundable: booking.items.iter().all(|i| i.refundable),
+            items,
+            tickets,
+            refunded,
+            providers: ctx.web().config.payment_providers.clone(),
+            nonce: uuid::Uuid::new_v4().to_string(),
+            refund_error,
+            booking,
+            event,
+            ctx,
+        })
+    }
 }
 
 async fn own_booking(ctx: &Ctx, id: &str) -> Result<(Booking, EventDocument), Problem> {
@@ -76,27 +161,39 @@ fn type_name(event: &EventDocument, type_id: &str) -> String {
 
 pub async fn booking(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     ctx.require_login()?;
-    let (booking, event) = own_booking(&ctx, &id).await.map_err(|p| ctx.fail(p))?;
-    let items = booking
-        .items
-        .iter()
-        .map(|i| ItemRow {
-            name: type_name(&event, &i.ticket_type_id),
-            quantity: i.quantity,
-            subtotal: format::money(i.unit_price * i.quantity as f64, &booking.currency),
-        })
-        .collect();
-    let providers = ctx.web().config.payment_providers.clone();
-    Ok(ok(&BookingPage {
-        total: format::money(booking.total_amount, &booking.currency),
-        all_refundable: booking.items.iter().all(|i| i.refundable),
-        items,
-        providers,
-        nonce: uuid::Uuid::new_v4().to_string(),
-        booking,
-        event,
-        ctx,
-    }))
+    let page = BookingPage::load(ctx.clone(), &id, None).await.map_err(|p| ctx.fail(p))?;
+    Ok(ok(&page))
+}
+
+/// Refund the chosen tickets of a confirmed booking through its payment; the booking page then
+/// shows them cancelled and the amount refunded. Refused choices come back next to the list.
+pub async fn refund(Path(id): Path<String>, form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    ctx.require_login()?;
+    // Someone else's booking is not found, before anything else is looked at.
+    own_booking(&ctx, &id).await.map_err(|p| ctx.fail(p))?;
+    let chosen: Vec<&str> = form.all("ticket");
+    let problem = if chosen.is_empty() {
+        Problem { status: 422, detail: Some(ctx.t("refund-choose-tickets")), ..Default::default() }
+    } else {
+        let payments: List<Payment> =
+            ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
+        let paid = payments.items.iter().find(|p| matches!(p.status.as_str(), "succeeded" | "partially_refunded"));
+        match paid {
+            None => Problem { status: 409, detail: Some(ctx.t("refund-not-paid")), ..Default::default() },
+            Some(payment) => {
+                let path = format!("/api/v1/payments/{}/refund", enc(&payment.id));
+                match ctx.send::<serde_json::Value>(Method::POST, &path, &json!({ "tickets": chosen }), None).await {
+                    Ok(_) => return Ok(see_other(&format!("/bookings/{}", enc(&id)))),
+                    Err(p) if p.status == 401 || p.status == 404 || p.status >= 500 => return Err(ctx.fail(p)),
+                    Err(p) => p,
+                }
+            }
+        }
+    };
+    let status = axum::http::StatusCode::from_u16(problem.status).unwrap_or(axum::http::StatusCode::CONFLICT);
+    let page = BookingPage::load(ctx.clone(), &id, Some(problem.message())).await.map_err(|p| ctx.fail(p))?;
+    Ok(render(&page, status))
 }
 
 pub async fn pay(Path(id): Path<String>, form: CsrfForm) -> PageResult {

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/bookings/{id}", get(attendee::booking))
         .route("/bookings/{id}/pay", post(attendee::pay))
         .route("/bookings/{id}/cancel", post(attendee::cancel))
+        .route("/bookings/{id}/refund", post(attendee::refund))
         .route("/payments/{id}", get(attendee::payment))
         .route("/tickets", get(attendee::tickets))
         .route("/login", get(account::login_form).post(account::login))
