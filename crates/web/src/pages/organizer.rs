@@ -563,10 +563,17 @@ const COLORS: [&str; 6] = ["#4f46e5", "#0d9488", "#d97706", "#db2777", "#2563eb"
 const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 200.0;
 
-/// Cumulative tickets sold per type over the days that had sales, drawn as SVG polylines.
+/// Every calendar day from the first to the last day with sales, so days without sales keep the
+/// lines flat. At most three years are drawn (a point per day), counted from the first sale.
+fn calendar(sales: &Sales) -> Vec<String> {
+    let dates: Vec<jiff::civil::Date> = sales.daily.iter().filter_map(|d| d.date.parse().ok()).collect();
+    let (Some(first), Some(last)) = (dates.iter().min(), dates.iter().max()) else { return Vec::new() };
+    first.series(jiff::Span::new().days(1)).take_while(|d| d <= last).take(3 * 366).map(|d| d.to_string()).collect()
+}
+
+/// Cumulative tickets sold per type, day by day, drawn as SVG polylines.
 fn chart(sales: &Sales) -> Option<Chart> {
-    let mut days: Vec<&str> = sales.daily.iter().map(|d| d.date.as_str()).collect();
-    days.dedup();
+    let days = calendar(sales);
     if days.is_empty() {
         return None;
     }
@@ -613,7 +620,7 @@ fn chart(sales: &Sales) -> Option<Chart> {
             }
         })
         .collect();
-    Some(Chart { lines, max, first_day: days[0].to_owned(), last_day: days[days.len() - 1].to_owned() })
+    Some(Chart { lines, max, first_day: days[0].clone(), last_day: days[days.len() - 1].clone() })
 }
 
 pub struct TypeLine {
@@ -793,4 +800,48 @@ pub async fn check_in(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body
 
 pub async fn check_in_batch(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     scanner_call(ctx, headers, format!("/api/v1/events/{}/checkins/batch", enc(&id)), body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use tg_bookings::api::{DailySalesView, Sales, TypeSalesView};
+
+    use super::chart;
+
+    fn day(date: &str, type_id: &str, tickets: i64) -> DailySalesView {
+        DailySalesView { date: date.into(), ticket_type_id: type_id.into(), tickets }
+    }
+
+    fn kind(id: &str) -> TypeSalesView {
+        TypeSalesView {
+            ticket_type_id: id.into(),
+            name: id.to_uppercase(),
+            currency: "USD".into(),
+            quantity: 100,
+            sold: 0,
+            held: 0,
+            revenue: 0.0,
+            checked_in: 0,
+        }
+    }
+
+    #[test]
+    fn the_chart_runs_over_every_day_and_lines_stay_flat_on_days_without_sales() {
+        let sales = Sales {
+            types: vec![kind("vip"), kind("std")],
+            sold: 0,
+            revenue: vec![],
+            checked_in: 0,
+            // Across a month end: Jan 30, then nothing until Feb 2.
+            daily: vec![day("2027-01-30", "vip", 2), day("2027-01-30", "std", 1), day("2027-02-02", "vip", 2)],
+        };
+        let chart = chart(&sales).unwrap();
+        assert_eq!((chart.first_day.as_str(), chart.last_day.as_str()), ("2027-01-30", "2027-02-02"));
+        assert_eq!(chart.max, 4);
+        // Four days, 200 px apart; VIP climbs only on the last day, Standard stays at 1 all along.
+        assert_eq!(chart.lines[0].points, "0.0,100.0 200.0,100.0 400.0,100.0 600.0,0.0");
+        assert_eq!(chart.lines[1].points, "0.0,150.0 200.0,150.0 400.0,150.0 600.0,150.0");
+        assert_eq!((chart.lines[0].total, chart.lines[1].total), (4, 1));
+        assert!(super::chart(&Sales { daily: vec![], ..sales }).is_none());
+    }
 }
