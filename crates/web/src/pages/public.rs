@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::Deserialize;
 use tg_bookings::api::Availability;
-use tg_events::document::EventDocument;
+use tg_events::document::{EventDocument, TicketType};
 
 use super::{enc, ok};
 use crate::{
@@ -36,15 +36,7 @@ pub struct EventCard {
 impl EventCard {
     pub fn new(ctx: &Ctx, e: &EventDocument) -> EventCard {
         let tz = &e.datetime.timezone;
-        // Compared in dollars, so 20,000 ៛ is cheaper than $25.
-        let in_usd = |t: &&tg_events::document::TicketType| {
-            if t.currency == "KHR" {
-                t.price / format::KHR_PER_USD
-            } else {
-                t.price
-            }
-        };
-        let cheapest = e.ticketing.types.iter().min_by(|a, b| in_usd(a).total_cmp(&in_usd(b)));
+        let cheapest = cheapest_on_offer(&e.ticketing.types, jiff::Timestamp::now());
         let place = match (&e.venue.city, &e.venue.name) {
             (Some(city), Some(name)) => format!("{name}, {city}"),
             (Some(x), None) | (None, Some(x)) => x.clone(),
@@ -67,6 +59,19 @@ impl EventCard {
             status: e.status.clone(),
         }
     }
+}
+
+/// The cheapest ticket type still to be had: types whose sale has ended (an early bird, say) are
+/// left out unless every sale has ended. Prices compare in dollars, so 20,000 ៛ is cheaper than $25.
+fn cheapest_on_offer(types: &[TicketType], now: jiff::Timestamp) -> Option<&TicketType> {
+    let in_usd = |t: &TicketType| if t.currency == "KHR" { t.price / format::KHR_PER_USD } else { t.price };
+    let ended = |t: &TicketType| {
+        t.available_until.as_deref().and_then(|u| u.parse::<jiff::Timestamp>().ok()).is_some_and(|u| u < now)
+    };
+    let cheapest = |only_open: bool| {
+        types.iter().filter(|t| !(only_open && ended(t))).min_by(|a, b| in_usd(a).total_cmp(&in_usd(b)))
+    };
+    cheapest(true).or_else(|| cheapest(false))
 }
 
 #[derive(Deserialize, Default)]
@@ -294,4 +299,44 @@ struct Offline {
 /// What the service worker shows for a page it has not kept.
 pub async fn offline(ctx: Ctx) -> Response {
     ok(&Offline { ctx })
+}
+
+#[cfg(test)]
+mod tests {
+    use tg_events::document::TicketType;
+
+    use super::cheapest_on_offer;
+
+    fn kind(id: &str, price: f64, currency: &str, until: Option<&str>) -> TicketType {
+        TicketType {
+            id: id.into(),
+            name: id.into(),
+            price,
+            currency: currency.into(),
+            quantity: 10,
+            benefits: vec![],
+            refundable: true,
+            available_from: None,
+            available_until: until.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_from_price_skips_sales_that_have_ended() {
+        let now: jiff::Timestamp = "2027-03-01T00:00:00Z".parse().unwrap();
+        let types = vec![
+            kind("early", 10.0, "USD", Some("2027-02-01T00:00:00Z")),
+            kind("riel", 82_000.0, "KHR", None),
+            kind("standard", 25.0, "USD", Some("2027-04-01T00:00:00+07:00")),
+        ];
+        // The early bird is over; 82,000 ៛ (about $20) beats $25.
+        assert_eq!(cheapest_on_offer(&types, now).map(|t| t.id.as_str()), Some("riel"));
+        let later: jiff::Timestamp = "2027-05-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            cheapest_on_offer(&types[..1], later).map(|t| t.id.as_str()),
+            Some("early"),
+            "all ended: still a price"
+        );
+        assert!(cheapest_on_offer(&[], now).is_none());
+    }
 }
