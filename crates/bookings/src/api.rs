@@ -153,7 +153,9 @@ async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) 
 #[utoipa::path(post, path = "/api/v1/events/{id}/checkins", tag = "tickets", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = Scan,
     responses((status = 200, body = ScanResult, description = "valid, already_checked_in, wrong_event, cancelled, forged or unknown_code"),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "the nonce was used at another event"),
+              (status = 422, body = Problem, description = "neither or both of token and code, or a malformed field")))]
 async fn check_in(
     svc: Svc,
     me: Principal,
@@ -189,8 +191,10 @@ async fn check_in_batch(
     if batch.scans.len() > 1000 {
         return Err(ApiError::field("scans", "at most 1000 scans per upload"));
     }
+    // Every scan is checked before any is applied, so a refused batch changes nothing.
     for scan in &batch.scans {
         scan.validate()?;
+        svc.check_nonce(&event_id, &scan.nonce).await?;
     }
     let mut results = Vec::with_capacity(batch.scans.len());
     for scan in &batch.scans {

@@ -42,6 +42,9 @@ impl Scan {
         if self.token.is_some() == self.code.is_some() {
             return Err(ApiError::field("token", "give either the QR code's token or the printed code"));
         }
+        if self.code.as_deref().is_some_and(|c| normalize_code(c).is_none()) {
+            return Err(ApiError::field("code", "must be the letters and digits printed on the ticket"));
+        }
         match &self.scanned_at {
             Some(s) => {
                 Ok(tg_events::document::parse_instant(s).map_err(|m| ApiError::field("scanned_at", m))?.min(now_ms()))
@@ -79,6 +82,11 @@ impl BookingsService {
         Ok(result)
     }
 
+    /// Refuses a nonce already used at another event, before anything of a batch is applied.
+    pub async fn check_nonce(&self, event_id: &str, nonce: &str) -> ApiResult<()> {
+        self.replayed(event_id, nonce).await.map(|_| ())
+    }
+
     async fn replayed(&self, event_id: &str, nonce: &str) -> ApiResult<Option<ScanResult>> {
         match self.store.scan_result(nonce).await? {
             Some((ev, _)) if ev != event_id => {
@@ -97,8 +105,9 @@ impl BookingsService {
             };
             self.store.ticket(&claims.tid).await?.filter(|t| t.event_id == claims.eid)
         } else {
+            // Only this event's tickets are looked up: a typed code tells nothing of other events.
             let ticket = match normalize_code(scan.code.as_deref().unwrap_or_default()) {
-                Some(code) => self.store.ticket_by_code(&code).await?,
+                Some(code) => self.store.ticket_by_code(event_id, &code).await?,
                 None => None,
             };
             if ticket.is_none() {

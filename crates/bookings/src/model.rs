@@ -63,7 +63,7 @@ pub struct TicketView {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct ScanResult {
     /// `valid`, `already_checked_in`, `wrong_event`, `cancelled`, `forged` (a QR token not signed by
-    /// us) or `unknown_code` (no ticket has the typed code).
+    /// us) or `unknown_code` (no ticket of this event has the typed code).
     pub result: String,
     pub ticket_id: Option<String>,
     pub ticket_type_id: Option<String>,

@@ -445,9 +445,9 @@ impl Store {
         with_db!(&self.db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
     }
 
-    pub async fn ticket_by_code(&self, code: &str) -> Result<Option<TicketRow>, sqlx::Error> {
-        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE code = $1");
-        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(code).fetch_optional(pool).await)
+    pub async fn ticket_by_code(&self, event_id: &str, code: &str) -> Result<Option<TicketRow>, sqlx::Error> {
+        let sql = format!("SELECT {TICKET_COLS} FROM bookings_tickets WHERE code = $1 AND event_id = $2");
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(code).bind(event_id).fetch_optional(pool).await)
     }
 
     pub async fn tickets_of_event(&self, event_id: &str) -> Result<Vec<TicketRow>, sqlx::Error> {

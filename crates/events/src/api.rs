@@ -133,8 +133,10 @@ async fn list_events(
     let page = search::list(&svc.store, &q, tg_platform::clock::now_ms()).await?;
     let lang = wanted_language(q.lang.as_deref(), &headers);
     let mut items = svc.documents(&page.rows).await?;
-    if let Some(l) = lang.as_deref() {
-        for d in &mut items {
+    for d in &mut items {
+        // The public listing never gives away an online event's link (see `get_event`).
+        d.venue.online_url = None;
+        if let Some(l) = lang.as_deref() {
             d.localize(l);
         }
     }
@@ -168,7 +170,17 @@ async fn get_event(
     if !managing {
         svc.counter.view(&row.id);
     }
-    let doc = svc.document(&row).await?;
+    let mut doc = svc.document(&row).await?;
+    // The link of an online event is what its tickets buy: only managers and ticket holders see it.
+    if doc.venue.online_url.is_some() && !managing {
+        let holder = match &me {
+            Some(p) => svc.bookings.attended(&row.id, &p.user_id).await.map_err(ApiError::internal)? == Some(true),
+            None => false,
+        };
+        if !holder {
+            doc.venue.online_url = None;
+        }
+    }
     Ok(localized(doc, wanted_language(q.lang.as_deref(), &headers).as_deref()))
 }
 

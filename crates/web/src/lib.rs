@@ -4,6 +4,7 @@
 //! (sign-in, profile), `pages::organizer` (events, sales, door scanner) and `pages::admin`.
 
 pub mod assets;
+pub mod calendar;
 pub mod ctx;
 pub mod format;
 pub mod i18n;

@@ -193,7 +193,22 @@ async fn hold_pay_ticket_and_scan() {
     let res: Value = by_code(code, "n7").await.json().await.unwrap();
     assert_eq!(res["result"], "already_checked_in");
     assert_eq!(by_code("ZZZZZ-ZZZZZ", "n8").await.json::<Value>().await.unwrap()["result"], "unknown_code");
-    assert_eq!(by_code("'; --", "n9").await.json::<Value>().await.unwrap()["result"], "unknown_code");
+    assert_problem(by_code("'; --", "n9").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // At another event of the same organizer, this event's ticket is refused and nothing of it is told.
+    let res = app.post("/api/v1/events", Some(&organizer), &bookable_doc(2, 10)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let elsewhere = |body: Value| {
+        let (app, organizer) = (&app, organizer.clone());
+        async move { app.post("/api/v1/events/evt-t2/checkins", Some(&organizer), &body).await }
+    };
+    let res: Value = elsewhere(json!({"token": token, "nonce": "x1"})).await.json().await.unwrap();
+    assert_eq!(
+        res,
+        json!({"result": "wrong_event", "ticket_id": null, "ticket_type_id": null, "code": null,
+        "first_checked_in_at": null, "first_gate": null})
+    );
+    let res: Value = elsewhere(json!({"code": code, "nonce": "x2"})).await.json().await.unwrap();
+    assert_eq!(res["result"], "unknown_code", "codes are looked up among this event's tickets only");
     // Token and code together, or neither, is refused; so is a batch with one such scan, and none of it counts.
     for body in [json!({"nonce": "n10"}), json!({"nonce": "n10", "code": code, "token": token})] {
         let res = app.post("/api/v1/events/evt-t1/checkins", Some(&door), &body).await;
@@ -202,6 +217,11 @@ async fn hold_pay_ticket_and_scan() {
     let bad_batch = json!({"scans": [{"token": tickets[2]["token"], "nonce": "bad-1"}, {"nonce": "bad-2"}]});
     let res = app.post("/api/v1/events/evt-t1/checkins/batch", Some(&door), &bad_batch).await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // A nonce used at another event refuses the batch too (x1 was evt-t2's).
+    let reused = json!({"scans": [{"token": tickets[2]["token"], "nonce": "bad-3"}, {"token": token, "nonce": "x1"}]});
+    let res = app.post("/api/v1/events/evt-t1/checkins/batch", Some(&door), &reused).await;
+    assert_problem(res, StatusCode::CONFLICT, "nonce_reused").await;
+    // Neither batch applied its valid first scan: the ticket is still unscanned (the upload below finds it so).
     // Offline scans uploaded later, with their own times.
     let batch = json!({"scans": [
         {"token": tickets[2]["token"], "nonce": "off-1", "gate": "C", "scanned_at": iso(0)},
@@ -527,4 +547,33 @@ async fn run_ops(app: &TestApp, organizer: &tg_platform::auth::Principal, n: usi
         assert_eq!(c.user_count_mismatches, 0, "after {op:?}");
         assert!(c.max_per_user <= 5, "after {op:?}: a user holds more than the limit");
     }
+}
+
+#[tokio::test]
+async fn only_ticket_holders_and_the_organizer_see_an_online_events_link() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    let mut doc = bookable_doc(5, 10);
+    doc["venue"]["type"] = json!("hybrid");
+    doc["venue"]["online_url"] = json!("https://stream.example.com/room-5");
+    assert_eq!(app.post("/api/v1/events", Some(&organizer), &doc).await.status(), StatusCode::CREATED);
+    let link = |token: Option<String>| {
+        let app = &app;
+        async move {
+            let doc: Value = app.get("/api/v1/events/evt-t5", token.as_deref()).await.json().await.unwrap();
+            doc["venue"]["online_url"].clone()
+        }
+    };
+    let (_, buyer) = app.user_with(&[]).await;
+    assert_eq!(link(None).await, Value::Null);
+    assert_eq!(link(Some(buyer.clone())).await, Value::Null, "signed in, but no ticket");
+    let listed: Value = app.get("/api/v1/events", Some(&organizer)).await.json().await.unwrap();
+    let listed = listed["items"].as_array().unwrap();
+    assert!(listed.iter().any(|e| e["id"] == "evt-t5") && listed.iter().all(|e| e["venue"]["online_url"].is_null()));
+    assert_eq!(link(Some(organizer.clone())).await, "https://stream.example.com/room-5");
+
+    let hold: Value = book(&app, &buyer, "o1", &items("evt-t5", &[("vip", 1)])).await.json().await.unwrap();
+    assert_eq!(link(Some(buyer.clone())).await, Value::Null, "a hold is not a ticket");
+    app.app.bookings.confirm(hold["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(link(Some(buyer.clone())).await, "https://stream.example.com/room-5");
 }

@@ -781,3 +781,25 @@ async fn attendees_refund_chosen_tickets_from_the_booking_page() {
     let last: Value = app.get("/api/v1/me/tickets", Some(&token)).await.json().await.unwrap();
     assert_eq!(last["items"].as_array().unwrap().iter().filter(|t| t["status"] == "valid").count(), 2);
 }
+
+#[tokio::test]
+async fn events_go_into_calendars_for_those_who_may_see_them() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    let mut private = event_doc(2);
+    private["visibility"] = json!("private");
+    for d in [&event_doc(1), &private] {
+        assert_eq!(app.post("/api/v1/events", Some(&organizer), d).await.status(), StatusCode::CREATED);
+    }
+    let mut anonymous = Browser::new(&app);
+    assert!(anonymous.get("/events/test-event-1").await.body.contains("/events/test-event-1/calendar.ics"));
+    let ics = anonymous.get("/events/test-event-1/calendar.ics").await;
+    assert_eq!(ics.status, StatusCode::OK);
+    assert_eq!(ics.headers[header::CONTENT_TYPE], "text/calendar; charset=utf-8");
+    assert_eq!(ics.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"test-event-1.ics\"");
+    assert!(ics.body.contains("\r\nSUMMARY:Tech Conference 2025\r\n"), "{}", ics.body);
+    assert!(ics.body.contains("\r\nUID:evt-t1@ticket-gateway\r\n"));
+    let private_ics = anonymous.get("/events/test-event-2/calendar.ics").await;
+    assert_eq!(private_ics.status, StatusCode::NOT_FOUND);
+    assert!(!private_ics.body.contains("BEGIN:VCALENDAR"));
+}

@@ -125,12 +125,13 @@ impl BookingPage {
                 })
                 .collect();
             let payments: List<Payment> = ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&booking.id))).await?;
-            refunded = payments
-                .items
-                .iter()
-                .filter(|p| p.refunded_amount > 0.0)
-                .map(|p| format::money(p.refunded_amount, &p.currency))
-                .next();
+            // All refunds of the booking (a duplicate payment refunded in full counts too), per currency.
+            let mut per_currency: BTreeMap<&str, f64> = BTreeMap::new();
+            for p in payments.items.iter().filter(|p| p.refunded_amount > 0.0) {
+                *per_currency.entry(p.currency.as_str()).or_default() += p.refunded_amount;
+            }
+            refunded = (!per_currency.is_empty())
+                .then(|| per_currency.iter().map(|(c, a)| format::money(*a, c)).collect::<Vec<_>>().join(" + "));
         }
         Ok(BookingPage {
             total: format::money(booking.total_amount, &booking.currency),

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/", get(public::home))
         .route("/events", get(public::search))
         .route("/events/{id}", get(public::event_page))
+        .route("/events/{id}/calendar.ics", get(public::calendar))
         .route("/offline", get(public::offline))
         .route("/events/{id}/book", post(attendee::book))
         .route("/bookings/{id}", get(attendee::booking))

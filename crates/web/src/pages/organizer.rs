@@ -1,6 +1,8 @@
 //! Organizer pages: my events, the event form (every field of the event document), lifecycle,
 //! sales dashboard, attendees and the door scanner.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::{
     body::Bytes,
@@ -564,11 +566,11 @@ const CHART_W: f64 = 600.0;
 const CHART_H: f64 = 200.0;
 
 /// Every calendar day from the first to the last day with sales, so days without sales keep the
-/// lines flat. At most three years are drawn (a point per day), counted from the first sale.
+/// lines flat.
 fn calendar(sales: &Sales) -> Vec<String> {
     let dates: Vec<jiff::civil::Date> = sales.daily.iter().filter_map(|d| d.date.parse().ok()).collect();
     let (Some(first), Some(last)) = (dates.iter().min(), dates.iter().max()) else { return Vec::new() };
-    first.series(jiff::Span::new().days(1)).take_while(|d| d <= last).take(3 * 366).map(|d| d.to_string()).collect()
+    first.series(jiff::Span::new().days(1)).take_while(|d| d <= last).map(|d| d.to_string()).collect()
 }
 
 /// Cumulative tickets sold per type, day by day, drawn as SVG polylines.
@@ -576,6 +578,10 @@ fn chart(sales: &Sales) -> Option<Chart> {
     let days = calendar(sales);
     if days.is_empty() {
         return None;
+    }
+    let mut per_day: HashMap<(&str, &str), i64> = HashMap::new();
+    for d in &sales.daily {
+        *per_day.entry((d.date.as_str(), d.ticket_type_id.as_str())).or_default() += d.tickets;
     }
     let cumulative: Vec<(String, Vec<i64>)> = sales
         .types
@@ -585,12 +591,7 @@ fn chart(sales: &Sales) -> Option<Chart> {
             let series = days
                 .iter()
                 .map(|day| {
-                    total += sales
-                        .daily
-                        .iter()
-                        .filter(|d| d.date == *day && d.ticket_type_id == t.ticket_type_id)
-                        .map(|d| d.tickets)
-                        .sum::<i64>();
+                    total += per_day.get(&(day.as_str(), t.ticket_type_id.as_str())).copied().unwrap_or(0);
                     total
                 })
                 .collect();

@@ -3,7 +3,8 @@
 use askama::Template;
 use axum::{
     extract::{Path, Query},
-    response::Response,
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use tg_bookings::api::Availability;
@@ -283,11 +284,31 @@ impl EventPage {
     pub fn banner(&self) -> Option<&str> {
         self.event.media.banner.as_deref().filter(|b| is_image_url(b))
     }
+
+    /// The online event's link: the API gives it only to ticket holders and the organizer.
+    pub fn online_link(&self) -> Option<&str> {
+        self.event.venue.online_url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    }
 }
 
 pub async fn event_page(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let page = EventPage::load(ctx.clone(), &id, None).await.map_err(|p| ctx.fail(p))?;
     Ok(ok(&page))
+}
+
+/// The event for the visitor's calendar (whoever may see the event page may have it).
+pub async fn calendar(ctx: Ctx, Path(id): Path<String>) -> PageResult {
+    let event: EventDocument =
+        ctx.get(&format!("/api/v1/events/{}?lang={}", enc(&id), ctx.lang.code())).await.map_err(|p| ctx.fail(p))?;
+    let file = event.slug.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
+    let mut res = crate::calendar::ics(&event, &ctx.t("venue-online"), jiff::Timestamp::now()).into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.ics\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(res)
 }
 
 #[derive(Template)]
