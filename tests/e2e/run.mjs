@@ -335,6 +335,37 @@ await step("the door scanner reads a ticket's QR code through the camera", async
   }
 });
 
+await step("attendee refunds a chosen ticket from the booking page", async () => {
+  const page = await newPage(PHONE);
+  await login(page, attendee);
+  await page.goto(`${base}/events/${eventSlug}`);
+  // VIP tickets are refundable (the first type on sale need not be).
+  await page.fill("input[name=qty_vip]", "2");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Book now')")]);
+  const bookingUrl = page.url();
+  await page.check("input[value=sandbox]");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Pay')")]);
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Pay successfully')")]);
+  await page.goto(bookingUrl);
+  await page.waitForSelector("text=Confirmed", { timeout: 20000 });
+  await page.goto(bookingUrl);
+  assert.equal(await page.locator("input[name=ticket]").count(), 2, "both tickets can be refunded");
+  await page.locator("input[name=ticket]").first().check();
+  // The confirmation dialog is accepted (see newPage).
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Refund the chosen tickets')")]);
+  assert.equal(page.url(), bookingUrl);
+  assert.equal(await page.locator("input[name=ticket]").count(), 1, "one ticket is left to refund");
+  assert.ok(await page.isVisible("text=Cancelled"), "the refunded ticket says so");
+  // The money goes back through a message; the page shows it once the provider has paid it.
+  for (let i = 0; i < 40 && !(await page.isVisible("text=/^Refunded:/")); i++) {
+    await page.waitForTimeout(250);
+    await page.goto(bookingUrl);
+  }
+  assert.ok(await page.isVisible("text=/^Refunded:/"));
+  await shot(page, "refund-phone");
+  assert.deepEqual(page.jsErrors, []);
+});
+
 await step("admin pages list users, applications, events and the audit log", async () => {
   const page = await newPage(DESKTOP);
   await login(page, ADMIN);
