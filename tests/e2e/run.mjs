@@ -366,6 +366,36 @@ await step("attendee refunds a chosen ticket from the booking page", async () =>
   assert.deepEqual(page.jsErrors, []);
 });
 
+await step("booking works with the keyboard alone", async () => {
+  const page = await newPage(DESKTOP);
+  await login(page, attendee);
+  await page.goto(`${base}/events/${eventSlug}`);
+  // The first Tab reaches the skip link, which takes focus past the navigation.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.className), "skip");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+  const tabTo = async (test, what) => {
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press("Tab");
+      if (await page.evaluate(test)) return;
+    }
+    assert.fail(`Tab never reached ${what}`);
+  };
+  await tabTo(() => document.activeElement.name === "qty_vip", "the VIP quantity");
+  await page.keyboard.type("1");
+  await tabTo(() => document.activeElement.textContent.trim() === "Book now", "Book now");
+  // A visible focus ring: the outline of :focus-visible is drawn.
+  assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), "none");
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  assert.match(page.url(), /\/bookings\//);
+  assert.ok(await page.isVisible("text=1 × VIP"));
+  await tabTo(() => document.activeElement.textContent.trim() === "Cancel and release the seats", "the cancel button");
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  assert.ok(await page.isVisible("p.status:has-text('Cancelled')"), "the hold is released");
+  assert.deepEqual(page.jsErrors, []);
+});
+
 await step("admin pages list users, applications, events and the audit log", async () => {
   const page = await newPage(DESKTOP);
   await login(page, ADMIN);
