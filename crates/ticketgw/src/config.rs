@@ -243,8 +243,10 @@ impl Settings {
     }
     /// The web UI's settings; `listen` as for [`Settings::users`].
     pub fn web(&self, listen: SocketAddr, payment_providers: Vec<&str>) -> tg_web::WebConfig {
+        let public_url = self.users(listen).public_url;
         tg_web::WebConfig {
-            secure_cookies: self.users(listen).public_url.starts_with("https://"),
+            secure_cookies: public_url.starts_with("https://"),
+            public_url: public_url.trim_end_matches('/').to_owned(),
             recaptcha_site_key: self.recaptcha_site_key.clone().filter(|_| self.recaptcha_secret.is_some()),
             // The sandbox first: where it is offered (demo, development) it is the one to try.
             payment_providers: {

@@ -40,9 +40,9 @@ fn utc(instant: &str) -> Option<String> {
     Some(t.strftime("%Y%m%dT%H%M%SZ").to_string())
 }
 
-/// The event as a calendar with one VEVENT; `now` stamps it. An online event's location is
-/// `online` (a label): its link is for ticket holders, not for whoever downloads the file.
-pub fn ics(e: &EventDocument, online: &str, now: jiff::Timestamp) -> String {
+/// The event as a calendar with one VEVENT linking to `page`; `now` stamps it. An online event's
+/// location is `online` (a label): its link is for ticket holders, not for whoever downloads the file.
+pub fn ics(e: &EventDocument, page: &str, online: &str, now: jiff::Timestamp) -> String {
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
@@ -78,6 +78,8 @@ pub fn ics(e: &EventDocument, online: &str, now: jiff::Timestamp) -> String {
         _ => "CONFIRMED",
     };
     lines.push(format!("STATUS:{status}"));
+    // A URI value, not TEXT: nothing to escape, but no control character may end the line early.
+    lines.push(format!("URL:{}", page.replace(|c: char| c.is_control(), "")));
     lines.extend(["END:VEVENT".to_owned(), "END:VCALENDAR".to_owned()]);
     let mut out = String::new();
     for line in &lines {
@@ -111,7 +113,7 @@ mod tests {
         e.datetime.end = "2027-05-01T17:30:00+07:00".into();
         e.title = "សន្និសីទបច្ចេកវិទ្យា ".repeat(6);
         let now: jiff::Timestamp = "2027-01-02T03:04:05Z".parse().unwrap();
-        let ics = ics(&e, "Online", now);
+        let ics = ics(&e, "https://tickets.example.com/events/x", "Online", now);
         assert!(ics.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n") && ics.ends_with("END:VCALENDAR\r\n"));
         for line in ics.split("\r\n") {
             assert!(line.len() <= 75, "{} octets: {line}", line.len());
@@ -125,7 +127,7 @@ mod tests {
         assert!(lines.contains(&format!("SUMMARY:{}", e.title)), "the title survives folding whole");
         assert!(lines.contains(&format!("UID:{}@ticket-gateway", e.id)));
         e.status = "cancelled".into();
-        assert!(unfold(&super::ics(&e, "Online", now)).contains(&"STATUS:CANCELLED".to_owned()));
+        assert!(unfold(&super::ics(&e, "", "Online", now)).contains(&"STATUS:CANCELLED".to_owned()));
     }
 
     #[test]
@@ -134,7 +136,7 @@ mod tests {
         e.venue.kind = "online".into();
         (e.venue.name, e.venue.address, e.venue.city) = (None, None, None);
         e.venue.online_url = Some("https://meet.example.com/secret-room".into());
-        let ics = ics(&e, "Online", jiff::Timestamp::UNIX_EPOCH);
+        let ics = ics(&e, "", "Online", jiff::Timestamp::UNIX_EPOCH);
         assert!(ics.contains("\r\nLOCATION:Online\r\n") && !ics.contains("secret-room"), "{ics}");
     }
 }

@@ -20,6 +20,8 @@ use axum::{middleware, Router};
 pub struct WebConfig {
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// Where the platform is reached (no trailing slash), for links that leave the site (calendar files).
+    pub public_url: String,
     /// reCAPTCHA v2 site key; when set, the login and register forms show the widget.
     pub recaptcha_site_key: Option<String>,
     /// Payment providers to offer (`sandbox`, `khqr`, `stripe`).

@@ -799,6 +799,7 @@ async fn events_go_into_calendars_for_those_who_may_see_them() {
     assert_eq!(ics.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"test-event-1.ics\"");
     assert!(ics.body.contains("\r\nSUMMARY:Tech Conference 2025\r\n"), "{}", ics.body);
     assert!(ics.body.contains("\r\nUID:evt-t1@ticket-gateway\r\n"));
+    assert!(ics.body.contains(&format!("\r\nURL:{}/events/test-event-1\r\n", app.base)), "links back to the page");
     let private_ics = anonymous.get("/events/test-event-2/calendar.ics").await;
     assert_eq!(private_ics.status, StatusCode::NOT_FOUND);
     assert!(!private_ics.body.contains("BEGIN:VCALENDAR"));

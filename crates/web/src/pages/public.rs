@@ -301,7 +301,8 @@ pub async fn calendar(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     let event: EventDocument =
         ctx.get(&format!("/api/v1/events/{}?lang={}", enc(&id), ctx.lang.code())).await.map_err(|p| ctx.fail(p))?;
     let file = event.slug.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
-    let mut res = crate::calendar::ics(&event, &ctx.t("venue-online"), jiff::Timestamp::now()).into_response();
+    let page = format!("{}/events/{}", ctx.web().config.public_url, enc(&event.slug));
+    let mut res = crate::calendar::ics(&event, &page, &ctx.t("venue-online"), jiff::Timestamp::now()).into_response();
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.ics\"")) {
