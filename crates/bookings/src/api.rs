@@ -128,8 +128,8 @@ async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> Api
         .await?
         .filter(|t| t.user_id == me.user_id)
         .ok_or_else(|| ApiError::not_found("ticket"))?;
-    let svg = crate::tickets::qr_svg(&t.token).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg)
+    let svg = svc.qr_codes.get_or_draw(&t.id, &t.token).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg.to_string())
         .into_response())
 }
 

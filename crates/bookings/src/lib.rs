@@ -63,6 +63,7 @@ pub struct BookingsService {
     pub(crate) events: Arc<dyn EventCatalog>,
     pub(crate) users: Arc<dyn UserDirectory>,
     pub(crate) keys: TicketKeys,
+    pub(crate) qr_codes: tickets::QrCache,
     batcher: Batcher,
     /// Bookable events by the key clients use, refreshed every second so edits apply promptly.
     snapshots: Mutex<HashMap<String, (std::time::Instant, Arc<Bookable>)>>,
@@ -105,6 +106,7 @@ impl BookingsService {
             events,
             users,
             keys: TicketKeys::new(db),
+            qr_codes: tickets::QrCache::default(),
             batcher,
             snapshots: Mutex::default(),
             _workers: workers,

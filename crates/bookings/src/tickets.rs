@@ -120,8 +120,77 @@ fn unverified_event(token: &str) -> Option<String> {
     claims.get("eid")?.as_str().map(str::to_owned)
 }
 
-/// The token as an SVG QR code.
+/// The token as an SVG QR code, 240 px square with the standard 4-module quiet zone. Drawn as one
+/// path of horizontal runs in module units: about a quarter of the size of the `qrcode` crate's own
+/// SVG (one square per module in pixels), which matters on a phone showing several tickets.
 pub fn qr_svg(token: &str) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    const QUIET: usize = 4;
     let code = qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M)?;
-    Ok(code.render::<qrcode::render::svg::Color>().min_dimensions(240, 240).quiet_zone(true).build())
+    let (width, colors) = (code.width(), code.to_colors());
+    let size = width + 2 * QUIET;
+    let mut path = String::with_capacity(width * width * 2);
+    for (y, row) in colors.chunks(width).enumerate() {
+        let mut x = 0;
+        while x < width {
+            let run = row[x..].iter().take_while(|c| **c == qrcode::Color::Dark).count();
+            if run > 0 {
+                let _ = write!(path, "M{} {}h{run}v1h-{run}z", x + QUIET, y + QUIET);
+            }
+            x += run.max(1);
+        }
+    }
+    Ok(format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?><svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 {size} {size}" shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{path}"/></svg>"##
+    ))
+}
+
+/// Drawn QR codes by ticket id. Drawing one costs milliseconds of CPU (the QR mask scoring), and a
+/// ticket's token never changes, so "my tickets" pages mostly draw nothing.
+#[derive(Default)]
+pub struct QrCache {
+    drawn: std::sync::Mutex<HashMap<String, Arc<str>>>,
+}
+
+/// Most codes kept (about 12 KB each); when full the cache starts over.
+const QR_CACHE_MAX: usize = 2000;
+
+impl QrCache {
+    pub fn get_or_draw(&self, ticket_id: &str, token: &str) -> anyhow::Result<Arc<str>> {
+        if let Some(svg) = self.drawn.lock().expect("qr cache lock").get(ticket_id) {
+            return Ok(svg.clone());
+        }
+        let svg: Arc<str> = qr_svg(token)?.into();
+        let mut drawn = self.drawn.lock().expect("qr cache lock");
+        if drawn.len() >= QR_CACHE_MAX {
+            drawn.clear();
+        }
+        drawn.insert(ticket_id.to_owned(), svg.clone());
+        Ok(svg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_codes_draw_every_dark_module_once_and_are_kept() {
+        let token = format!("eyJhbGciOiJFZERTQSJ9.{}.{}", "x".repeat(220), "s".repeat(86));
+        let svg = qr_svg(&token).unwrap();
+        let code = qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M).unwrap();
+        let dark = code.to_colors().iter().filter(|c| **c == qrcode::Color::Dark).count();
+        // Every run is "M{x} {y}h{n}v1h-{n}z": the runs' lengths add up to the dark modules.
+        let drawn: usize =
+            svg.split("h-").skip(1).map(|r| r.split('z').next().unwrap().parse::<usize>().unwrap()).sum();
+        assert_eq!(drawn, dark);
+        let size = code.width() + 8;
+        assert!(svg.contains(&format!(r#"viewBox="0 0 {size} {size}""#)));
+        assert!(svg.len() < 20_000, "{} bytes", svg.len());
+
+        let cache = QrCache::default();
+        let first = cache.get_or_draw("t1", &token).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.get_or_draw("t1", &token).unwrap()), "drawn once");
+        assert_eq!(&*first, svg.as_str());
+    }
 }
