@@ -121,8 +121,8 @@ fn unverified_event(token: &str) -> Option<String> {
 }
 
 /// The token as an SVG QR code, 240 px square with the standard 4-module quiet zone. Drawn as one
-/// path of horizontal runs in module units: about a quarter of the size of the `qrcode` crate's own
-/// SVG (one square per module in pixels), which matters on a phone showing several tickets.
+/// path of horizontal runs in module units: under 40% of the size of the `qrcode` crate's own SVG
+/// (one square per module in pixels), which matters on a phone showing several tickets.
 pub fn qr_svg(token: &str) -> anyhow::Result<String> {
     use std::fmt::Write;
     const QUIET: usize = 4;
@@ -152,7 +152,7 @@ pub struct QrCache {
     drawn: std::sync::Mutex<HashMap<String, Arc<str>>>,
 }
 
-/// Most codes kept (about 12 KB each); when full the cache starts over.
+/// Most codes kept (about 20 KB each, so at most ~40 MB); when full the cache starts over.
 const QR_CACHE_MAX: usize = 2000;
 
 impl QrCache {
