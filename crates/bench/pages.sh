@@ -7,22 +7,32 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-target/release/ticketgw}
 PORT=${PORT:-18080}
 SECONDS_PER_PAGE=${SECONDS_PER_PAGE:-10}
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+for tool in wrk curl python3; do
+  command -v $tool >/dev/null || { echo "$tool is needed (wrk: apt-get install wrk)" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "no $BIN: cargo build --release -p ticketgw" >&2; exit 1; }
 DIR=$(mktemp -d)
 TICKETGW_LISTEN=127.0.0.1:$PORT TICKETGW_DATA_DIR=$DIR RUST_LOG=warn "$BIN" serve --demo >"$DIR/log" 2>&1 &
 PID=$!
-trap 'kill $PID; rm -rf "$DIR"' EXIT
+# On failure the server's log is shown before its folder goes.
+trap 'status=$?; kill $PID 2>/dev/null; wait $PID 2>/dev/null; [ $status -eq 0 ] || cat "$DIR/log" >&2; rm -rf "$DIR"' EXIT
 B=http://127.0.0.1:$PORT
-for _ in $(seq 1 60); do curl -sf $B/readyz >/dev/null && break; sleep 0.5; done
+ready=0
+for _ in $(seq 1 60); do curl -sf $B/readyz >/dev/null && { ready=1; break; }; sleep 0.5; done
+[ $ready = 1 ] || { echo "the server did not become ready" >&2; exit 1; }
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 token() { curl -sf -H 'content-type: application/json' -d "{\"email\":\"$1\",\"password\":\"$2\"}" $B/api/v1/auth/login | json '["access_token"]'; }
 run() { # name, path, [access token]
-  local cookie=()
-  [ -n "${3:-}" ] && cookie=(-H "Cookie: tg_at=$3")
+  local headers=(-H "Accept: text/html,*/*")
+  [ -n "${3:-}" ] && headers+=(-H "Cookie: tg_at=$3")
+  # wrk counts redirects as successes: make sure the page itself answers (a bad session redirects to sign-in).
+  local status
+  status=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "$B$2")
+  [ "$status" = 200 ] || { echo "$2 answered $status, not 200" >&2; exit 1; }
   printf '| %-30s ' "$1"
-  wrk -t2 -c32 -d"${SECONDS_PER_PAGE}s" --latency "${cookie[@]}" "$B$2" | awk '
-    /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$4}
+  wrk -t2 -c32 -d"${SECONDS_PER_PAGE}s" --latency "${headers[@]}" "$B$2" | awk '
+    /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
     END {printf "| %9s | %8s | %8s | %s |\n", rps, p50, p99, (bad ? bad : 0)}'
 }
 ATTENDEE=$(token attendee@example.com ticketgw-demo-attendee)

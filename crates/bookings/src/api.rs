@@ -126,7 +126,8 @@ async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> Api
         .store
         .ticket(&id)
         .await?
-        .filter(|t| t.user_id == me.user_id)
+        // A cancelled ticket's code is no longer shown: it would only be turned away at the door.
+        .filter(|t| t.user_id == me.user_id && t.status == "valid")
         .ok_or_else(|| ApiError::not_found("ticket"))?;
     let svg = svc.qr_codes.get_or_draw(&t.id, &t.token).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=86400")], svg.to_string())

@@ -175,18 +175,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn qr_codes_draw_every_dark_module_once_and_are_kept() {
-        let token = format!("eyJhbGciOiJFZERTQSJ9.{}.{}", "x".repeat(220), "s".repeat(86));
+    fn qr_codes_draw_exactly_the_dark_modules_and_are_kept() {
+        // A realistic token: random bytes, base64url, the length of ours.
+        let random: Vec<u8> = (0..240u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let token = format!("eyJhbGciOiJFZERTQSIsInR5cCI6InRpY2tldCtqd3QifQ.{}", B64URL.encode(random));
         let svg = qr_svg(&token).unwrap();
         let code = qrcode::QrCode::with_error_correction_level(token.as_bytes(), qrcode::EcLevel::M).unwrap();
-        let dark = code.to_colors().iter().filter(|c| **c == qrcode::Color::Dark).count();
-        // Every run is "M{x} {y}h{n}v1h-{n}z": the runs' lengths add up to the dark modules.
-        let drawn: usize =
-            svg.split("h-").skip(1).map(|r| r.split('z').next().unwrap().parse::<usize>().unwrap()).sum();
-        assert_eq!(drawn, dark);
-        let size = code.width() + 8;
+        let width = code.width();
+        let size = width + 8;
         assert!(svg.contains(&format!(r#"viewBox="0 0 {size} {size}""#)));
-        assert!(svg.len() < 20_000, "{} bytes", svg.len());
+
+        // Paint every "M{x} {y}h{n}v1h-{n}z" run onto a grid with the quiet zone and compare it with the code.
+        let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let mut painted = vec![false; size * size];
+        for run in path.split('M').filter(|r| !r.is_empty()) {
+            let (xy, rest) = run.split_once('h').unwrap();
+            let (x, y) = xy.split_once(' ').unwrap();
+            let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+            let n: usize = rest.split('v').next().unwrap().parse().unwrap();
+            assert_eq!(rest, format!("{n}v1h-{n}z"));
+            for cell in &mut painted[y * size + x..y * size + x + n] {
+                assert!(!*cell, "drawn twice");
+                *cell = true;
+            }
+        }
+        let colors = code.to_colors();
+        for y in 0..size {
+            for x in 0..size {
+                let inside = (4..width + 4).contains(&x) && (4..width + 4).contains(&y);
+                let dark = inside && colors[(y - 4) * width + (x - 4)] == qrcode::Color::Dark;
+                assert_eq!(painted[y * size + x], dark, "module ({x}, {y})");
+            }
+        }
+        assert!(svg.len() < 25_000, "{} bytes", svg.len());
 
         let cache = QrCache::default();
         let first = cache.get_or_draw("t1", &token).unwrap();

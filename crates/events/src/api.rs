@@ -324,12 +324,17 @@ async fn rate(
         return Err(ApiError::conflict("not_published", "drafts cannot be rated"));
     }
     // Only attendees rate, once bookings exist; until then rating is open to signed-in users.
-    if svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::internal)? == Some(false) {
+    let attended = svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::internal)?;
+    if attended == Some(false) {
         return Err(ApiError::forbidden("only attendees with a ticket can rate this event"));
     }
     svc.store.rate(&row.id, &me.user_id, req.stars).await?;
     let row = svc.store.by_key(&row.id).await?.ok_or_else(|| ApiError::not_found("event"))?;
-    Ok(Json(svc.document(&row).await?))
+    let mut doc = svc.document(&row).await?;
+    if attended != Some(true) && !svc.can_manage(&me, &row).await? {
+        doc.venue.online_url = None;
+    }
+    Ok(Json(doc))
 }
 
 #[utoipa::path(post, path = "/api/v1/events/{id}/clicks", tag = "events", params(("id" = String, Path)),

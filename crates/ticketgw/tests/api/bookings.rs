@@ -576,4 +576,13 @@ async fn only_ticket_holders_and_the_organizer_see_an_online_events_link() {
     assert_eq!(link(Some(buyer.clone())).await, Value::Null, "a hold is not a ticket");
     app.app.bookings.confirm(hold["id"].as_str().unwrap()).await.unwrap();
     assert_eq!(link(Some(buyer.clone())).await, "https://stream.example.com/room-5");
+    let tickets: Value = app.get("/api/v1/me/tickets", Some(&buyer)).await.json().await.unwrap();
+    let qr = tickets["items"][0]["qr_svg"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&qr, Some(&buyer)).await.status(), StatusCode::OK);
+
+    // Cancelled (and refunded): the link and the QR code are gone again.
+    let cancel = format!("/api/v1/bookings/{}/cancel", hold["id"].as_str().unwrap());
+    assert_eq!(app.post(&cancel, Some(&buyer), &json!({})).await.status(), StatusCode::OK);
+    assert_eq!(link(Some(buyer.clone())).await, Value::Null);
+    assert_eq!(app.get(&qr, Some(&buyer)).await.status(), StatusCode::NOT_FOUND);
 }
