@@ -34,7 +34,8 @@ pub fn render(routing_key: &str, language: &str, f: &Facts) -> Option<Notice> {
     let km = language == "km";
     let p = f.payload;
     let booking = s(p, "booking_id");
-    let tickets_url = format!("{}/api/v1/me/tickets", f.public_url.trim_end_matches('/'));
+    // The web UI's "My tickets" page (the QR codes, kept offline once opened), not the JSON API.
+    let tickets_url = format!("{}/tickets", f.public_url.trim_end_matches('/'));
     let total = p["total_amount"].as_f64().map(|a| (a * 100.0).round() as i64).unwrap_or(0);
     let currency = s(p, "currency");
     let (kind, subject, body) = match routing_key {
@@ -130,6 +131,7 @@ mod tests {
         let en = render("booking.confirmed", "en", &f).unwrap();
         assert_eq!(en.subject, "Your tickets for Tech Conference");
         assert!(en.body.contains("25.50 USD"));
+        assert!(en.body.contains("always at http://x/tickets."), "links to the tickets page: {}", en.body);
         let km = render("booking.confirmed", "km", &f).unwrap();
         assert!(km.subject.starts_with("សំបុត្រ"));
         assert_eq!(render("booking.confirmed", "fr", &f).unwrap().subject, en.subject);
