@@ -106,14 +106,11 @@ impl BookingsService {
             self.store.ticket(&claims.tid).await?.filter(|t| t.event_id == claims.eid)
         } else {
             // Only this event's tickets are looked up: a typed code tells nothing of other events.
-            let ticket = match normalize_code(scan.code.as_deref().unwrap_or_default()) {
-                Some(code) => self.store.ticket_by_code(event_id, &code).await?,
-                None => None,
-            };
-            if ticket.is_none() {
-                return Ok(ScanResult::bare("unknown_code"));
+            let code = normalize_code(scan.code.as_deref().unwrap_or_default()).unwrap_or_default();
+            match self.store.ticket_by_code(event_id, &code).await? {
+                Some(ticket) => Some(ticket),
+                None => return Ok(ScanResult::bare("unknown_code")),
             }
-            ticket
         };
         let Some(ticket) = ticket else {
             return Ok(ScanResult::bare("forged"));

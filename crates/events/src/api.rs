@@ -134,7 +134,7 @@ async fn list_events(
     let lang = wanted_language(q.lang.as_deref(), &headers);
     let mut items = svc.documents(&page.rows).await?;
     for d in &mut items {
-        // The public listing never gives away an online event's link (see `get_event`).
+        // The public listing never gives away an online event's link (see `hide_online_link`).
         d.venue.online_url = None;
         if let Some(l) = lang.as_deref() {
             d.localize(l);
@@ -171,16 +171,7 @@ async fn get_event(
         svc.counter.view(&row.id);
     }
     let mut doc = svc.document(&row).await?;
-    // The link of an online event is what its tickets buy: only managers and ticket holders see it.
-    if doc.venue.online_url.is_some() && !managing {
-        let holder = match &me {
-            Some(p) => svc.bookings.attended(&row.id, &p.user_id).await.map_err(ApiError::internal)? == Some(true),
-            None => false,
-        };
-        if !holder {
-            doc.venue.online_url = None;
-        }
-    }
+    svc.hide_online_link(me.as_ref(), &row, &mut doc).await?;
     Ok(localized(doc, wanted_language(q.lang.as_deref(), &headers).as_deref()))
 }
 
@@ -324,16 +315,13 @@ async fn rate(
         return Err(ApiError::conflict("not_published", "drafts cannot be rated"));
     }
     // Only attendees rate, once bookings exist; until then rating is open to signed-in users.
-    let attended = svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::internal)?;
-    if attended == Some(false) {
+    if svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::internal)? == Some(false) {
         return Err(ApiError::forbidden("only attendees with a ticket can rate this event"));
     }
     svc.store.rate(&row.id, &me.user_id, req.stars).await?;
     let row = svc.store.by_key(&row.id).await?.ok_or_else(|| ApiError::not_found("event"))?;
     let mut doc = svc.document(&row).await?;
-    if attended != Some(true) && !svc.can_manage(&me, &row).await? {
-        doc.venue.online_url = None;
-    }
+    svc.hide_online_link(Some(&me), &row, &mut doc).await?;
     Ok(Json(doc))
 }
 

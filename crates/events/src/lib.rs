@@ -141,6 +141,25 @@ impl EventsService {
         }
     }
 
+    /// Hides an online event's link (`venue.online_url`) from all but the event's managers and holders
+    /// of a valid ticket: the link is what the tickets buy.
+    pub(crate) async fn hide_online_link(
+        &self,
+        p: Option<&Principal>,
+        row: &EventRow,
+        doc: &mut EventDocument,
+    ) -> ApiResult<()> {
+        let Some(p) = p.filter(|_| doc.venue.online_url.is_some()) else {
+            doc.venue.online_url = None;
+            return Ok(());
+        };
+        let holder = self.bookings.attended(&row.id, &p.user_id).await.map_err(ApiError::internal)? == Some(true);
+        if !holder && !self.can_manage(p, row).await? {
+            doc.venue.online_url = None;
+        }
+        Ok(())
+    }
+
     /// The full document of a stored event, with server-owned fields filled in.
     pub(crate) async fn document(&self, row: &EventRow) -> ApiResult<EventDocument> {
         let sold = self.bookings.sold_totals(std::slice::from_ref(&row.id)).await.map_err(ApiError::internal)?;

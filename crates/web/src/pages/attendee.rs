@@ -56,10 +56,15 @@ pub struct TicketRow {
     pub code: String,
     pub type_name: String,
     pub price: String,
-    /// Valid, not yet scanned at the door, and of a refundable type.
-    pub refundable: bool,
-    /// Why it is not offered for refund (a text key), when it is not.
+    /// Why it is not offered for refund (a text key); empty when it is: valid, not yet scanned at
+    /// the door, and of a refundable type.
     pub why_not: &'static str,
+}
+
+impl TicketRow {
+    pub fn refundable(&self) -> bool {
+        self.why_not.is_empty()
+    }
 }
 
 #[derive(Template)]
@@ -80,7 +85,7 @@ struct BookingPage {
 
 impl BookingPage {
     fn any_refundable(&self) -> bool {
-        self.tickets.iter().any(|t| t.refundable)
+        self.tickets.iter().any(TicketRow::refundable)
     }
 
     async fn load(ctx: Ctx, id: &str, refund_error: Option<String>) -> Result<BookingPage, Problem> {
@@ -113,7 +118,6 @@ impl BookingPage {
                         ""
                     };
                     TicketRow {
-                        refundable: why_not.is_empty(),
                         why_not,
                         type_name: type_name(&event, &t.ticket_type_id),
                         price: item(&t.ticket_type_id)
