@@ -137,14 +137,14 @@ async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> Api
 #[utoipa::path(get, path = "/api/v1/events/{id}/ticket-keys", tag = "tickets", params(("id" = String, Path)),
     responses((status = 200, description = "JWK Set with the event's Ed25519 public key, for offline scanners"), (status = 404, body = Problem)))]
 async fn ticket_keys(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<serde_json::Value>> {
-    let event = svc.events.event(&id).await.map_err(ApiError::internal)?;
+    let event = svc.events.event(&id).await.map_err(ApiError::from_anyhow)?;
     let event = event.filter(|e| e.status != "draft").ok_or_else(|| ApiError::not_found("event"))?;
     Ok(Json(svc.keys.public_jwks(&event.id).await.map_err(ApiError::internal)?))
 }
 
 async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) -> ApiResult<String> {
     let event =
-        svc.events.event(event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+        svc.events.event(event_id).await.map_err(ApiError::from_anyhow)?.ok_or_else(|| ApiError::not_found("event"))?;
     if !svc.may_scan(me, &event.id).await? {
         return Err(ApiError::forbidden("only the organizer, admins and appointed door staff scan tickets"));
     }
@@ -305,8 +305,9 @@ pub struct Staff {
 }
 
 async fn managed_event(svc: &BookingsService, me: &Principal, id: &str) -> ApiResult<String> {
-    let event = svc.events.event(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
-    if !svc.events.manages(me, &event.id).await.map_err(ApiError::internal)? {
+    let event =
+        svc.events.event(id).await.map_err(ApiError::from_anyhow)?.ok_or_else(|| ApiError::not_found("event"))?;
+    if !svc.events.manages(me, &event.id).await.map_err(ApiError::from_anyhow)? {
         return Err(ApiError::forbidden("only the event's organizer or an admin may do this"));
     }
     Ok(event.id)
@@ -359,7 +360,7 @@ pub struct Availability {
 #[utoipa::path(get, path = "/api/v1/events/{id}/availability", tag = "bookings", params(("id" = String, Path)),
     responses((status = 200, body = Availability), (status = 404, body = Problem)))]
 async fn availability(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Availability>> {
-    let event = svc.events.event(&id).await.map_err(ApiError::internal)?;
+    let event = svc.events.event(&id).await.map_err(ApiError::from_anyhow)?;
     // Drafts are secret and private events are not sold here: neither has availability to show.
     let event = event
         .filter(|e| e.status != "draft" && e.visibility != "private")
@@ -424,8 +425,12 @@ pub struct Sales {
     responses((status = 200, body = Sales), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn sales(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Sales>> {
     let event_id = managed_event(&svc, &me, &id).await?;
-    let event =
-        svc.events.event(&event_id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("event"))?;
+    let event = svc
+        .events
+        .event(&event_id)
+        .await
+        .map_err(ApiError::from_anyhow)?
+        .ok_or_else(|| ApiError::not_found("event"))?;
     let counts = svc.store.inventory(&event_id).await?;
     let by_type = svc.store.type_sales(&event_id).await?;
     let mut revenue: Vec<Money> = Vec::new();

@@ -149,7 +149,7 @@ impl BookingsService {
                 return Ok(Some(b.clone()));
             }
         }
-        let Some(event) = self.events.event(key).await.map_err(ApiError::internal)? else { return Ok(None) };
+        let Some(event) = self.events.event(key).await.map_err(ApiError::from_anyhow)? else { return Ok(None) };
         let derived = event.validate().map_err(|_| ApiError::internal("stored event no longer validates"))?;
         let snapshot = Arc::new(EventSnapshot {
             event_id: event.id.clone(),
@@ -311,7 +311,10 @@ impl BookingsService {
             .await
             .map_err(internal)?;
         match outcome {
-            store::ConfirmOutcome::Confirmed => self.bus.committed(),
+            store::ConfirmOutcome::Confirmed => {
+                tg_platform::failpoint::crash_point("bookings.confirm.committed");
+                self.bus.committed()
+            }
             store::ConfirmOutcome::AlreadyConfirmed => {
                 return self.booking_view(booking_id).await.map_err(|e| ConfirmError::Internal(e.to_string()))
             }
@@ -441,7 +444,7 @@ fn hold_error(e: HoldError) -> ApiError {
             format!("at most {max} tickets per person for this event; you already have {already}"),
         ),
         HoldError::KeyReused => key_reused(),
-        HoldError::Internal(m) => ApiError::unavailable("hold_failed", m),
+        HoldError::Internal(m) => ApiError::unavailable("hold_failed", m).retry_in(2),
     }
 }
 

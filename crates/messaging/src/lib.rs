@@ -5,15 +5,23 @@
 //! order and delivers them:
 //! - with `AMQP_URL`: to RabbitMQ ([`amqp`]), persistent, with publisher confirms; a row leaves the
 //!   outbox only once the broker confirmed it, so a broker outage delays messages and loses none.
-//!   Each [`Consumer`] has its own durable queue, dead-lettered to `ticketgw.dead-letter`;
-//! - otherwise: straight to the in-process consumers, dead letters going to `messaging_dead_letters`.
+//!   Each [`Consumer`] has its own durable queue;
+//! - otherwise: straight to the in-process consumers.
 //!
 //! Delivery is at least once; consumers are idempotent by recording each message id in their own
 //! transaction ([`OutboxWrite::first_delivery`]).
+//!
+//! A consumer that fails is given the message again later, with growing delays (RabbitMQ delay
+//! queues, or `messaging_retries` in process), for as long as it takes: a database outage delays
+//! confirmations, it never drops them. Only a [`Poison`] message, which can never be handled, is
+//! dead-lettered ([`dead_letters`]), where an admin lists and replays it.
 
 pub mod amqp;
+pub mod api;
+pub mod dead_letters;
 pub mod outbox;
 pub mod relay;
+pub mod retries;
 
 use std::time::Duration;
 
@@ -38,10 +46,31 @@ pub trait Consumer: Send + Sync + 'static {
     /// Routing-key patterns in RabbitMQ topic syntax (`booking.*`, `#`).
     fn bindings(&self) -> &'static [&'static str];
     /// Act on one message, recording its id with [`OutboxWrite::first_delivery`] in the same
-    /// transaction as the effect. An error means "try again later"; after the retries are spent the
-    /// message is dead-lettered.
+    /// transaction as the effect. An error means "try again later" (retried until it succeeds),
+    /// unless it is a [`Poison`], which is dead-lettered at once.
     async fn handle(&self, message: &DomainEvent) -> anyhow::Result<()>;
 }
+
+/// A message that can never be handled (undecodable, or an invariant it relies on is broken):
+/// retrying cannot help, so it goes to the dead letters for an operator.
+#[derive(Debug, thiserror::Error)]
+#[error("poison message: {0}")]
+pub struct Poison(pub String);
+
+/// Whether a consumer's error makes the message poison (see [`Poison`]).
+pub fn is_poison(error: &anyhow::Error) -> bool {
+    error.chain().any(|c| c.is::<Poison>())
+}
+
+/// How long to wait before attempt `attempt + 1` after `attempt` failed ones: 1 s, 5 s, then 15 s.
+/// RabbitMQ has one delay queue per step ([`RETRY_DELAYS`]).
+pub fn retry_delay(attempt: u32) -> Duration {
+    let step = (attempt.max(1) as usize - 1).min(RETRY_DELAYS.len() - 1);
+    RETRY_DELAYS[step]
+}
+
+/// The delays between attempts; the last repeats.
+pub const RETRY_DELAYS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(15)];
 
 /// Whether `routing_key` matches a topic `pattern`: `*` is one word, `#` zero or more.
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
@@ -59,29 +88,24 @@ pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
     go(&p, &k)
 }
 
-/// Hand `message` to `consumer`, retrying with exponential backoff; the last error if all failed.
-pub async fn handle_with_retries(consumer: &dyn Consumer, message: &DomainEvent, attempts: u32) -> Result<(), String> {
-    let mut delay = Duration::from_millis(100);
-    let mut last = String::new();
-    for attempt in 1..=attempts.max(1) {
-        match consumer.handle(message).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                last = format!("{e:#}");
-                tracing::warn!(consumer = consumer.name(), message_id = %message.id, attempt, error = %last, "consumer failed");
-                if attempt < attempts {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 4).min(Duration::from_secs(10));
-                }
-            }
-        }
-    }
-    Err(last)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::topic_matches;
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_then_repeat() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(5));
+        assert_eq!(retry_delay(3), Duration::from_secs(15));
+        assert_eq!(retry_delay(50), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn poison_is_found_anywhere_in_the_chain() {
+        let e = anyhow::Error::new(Poison("bad".into())).context("handling");
+        assert!(is_poison(&e));
+        assert!(!is_poison(&anyhow::anyhow!("database away")));
+    }
 
     #[test]
     fn topic_patterns_follow_rabbitmq() {

@@ -1,21 +1,23 @@
 //! The relay: takes messages out of the outbox in order and delivers them, to RabbitMQ or to the
 //! in-process consumers; rows are deleted only after delivery, so a crash or an outage re-delivers
-//! (at least once) and never loses.
+//! (at least once) and never loses. It also gives due `messaging_retries` rows to their consumer.
 
 use std::{sync::Arc, time::Duration};
 
-use prometheus::{IntCounter, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tg_platform::{
     bus::{Bus, DomainEvent},
     clock::now_ms,
     db::Db,
+    failpoint::crash_point,
+    telemetry::Bounded,
     with_db,
 };
 use tokio::task::JoinHandle;
 
 use crate::{
     amqp::{self, Names, Publisher},
-    handle_with_retries, topic_matches, Consumer,
+    dead_letters, is_poison, retries, retry_delay, topic_matches, Consumer,
 };
 
 #[derive(Clone, Debug)]
@@ -24,15 +26,21 @@ pub struct MessagingConfig {
     pub amqp_url: Option<String>,
     /// Prefix of exchange and queue names.
     pub amqp_prefix: String,
-    /// Attempts a consumer gets at one message before it is dead-lettered.
-    pub attempts: u32,
     /// How often the relay looks at the outbox when nobody woke it.
     pub poll: Duration,
+    /// Consumers of other processes, by name with their routing-key patterns: their messages are
+    /// published even though no consumer of this process takes them.
+    pub subscriptions: Vec<(String, Vec<String>)>,
 }
 
 impl Default for MessagingConfig {
     fn default() -> Self {
-        MessagingConfig { amqp_url: None, amqp_prefix: "ticketgw".into(), attempts: 4, poll: Duration::from_secs(1) }
+        MessagingConfig {
+            amqp_url: None,
+            amqp_prefix: "ticketgw".into(),
+            poll: Duration::from_secs(1),
+            subscriptions: Vec::new(),
+        }
     }
 }
 
@@ -44,9 +52,29 @@ struct Gauges {
     pending: IntGauge,
     oldest_age: IntGauge,
     dead_letters: IntGauge,
+    retries_waiting: IntGauge,
     relayed: IntCounter,
     relay_errors: IntCounter,
     unroutable: IntCounter,
+    unconsumed: IntCounter,
+    counters: Counters,
+}
+
+/// Per-consumer counts of failures, shared with the RabbitMQ consumer loops.
+#[derive(Clone)]
+pub struct Counters {
+    retries: IntCounterVec,
+    dead_lettered: IntCounterVec,
+}
+
+impl Counters {
+    pub fn retried(&self, consumer: &str) {
+        self.retries.with_label_values(&[consumer]).inc();
+    }
+
+    pub fn dead_lettered(&self, consumer: &str) {
+        self.dead_lettered.with_label_values(&[consumer]).inc();
+    }
 }
 
 impl Gauges {
@@ -71,15 +99,35 @@ impl Gauges {
             ))?,
             unroutable: IntCounter::with_opts(Opts::new(
                 "messaging_unroutable_total",
-                "Messages no queue was bound for, moved to the dead-letter queue",
+                "Messages the broker returned (no queue bound although a consumer subscribes), dead-lettered",
             ))?,
+            unconsumed: IntCounter::with_opts(Opts::new(
+                "messaging_unconsumed_total",
+                "Messages no consumer subscribes to, taken out of the outbox without being sent",
+            ))?,
+            retries_waiting: IntGauge::with_opts(Opts::new(
+                "messaging_retries_waiting",
+                "Messages waiting in messaging_retries for another attempt (in process) or a replay",
+            ))?,
+            counters: Counters {
+                retries: IntCounterVec::new(
+                    Opts::new("messaging_consumer_retries_total", "Failed attempts of a consumer that will be retried"),
+                    &["consumer"],
+                )?,
+                dead_lettered: IntCounterVec::new(
+                    Opts::new("messaging_dead_lettered_total", "Poison messages a consumer dead-lettered"),
+                    &["consumer"],
+                )?,
+            },
         };
-        for m in [&g.pending, &g.oldest_age, &g.dead_letters] {
+        for m in [&g.pending, &g.oldest_age, &g.dead_letters, &g.retries_waiting] {
             registry.register(Box::new(m.clone()))?;
         }
-        for m in [&g.relayed, &g.relay_errors, &g.unroutable] {
+        for m in [&g.relayed, &g.relay_errors, &g.unroutable, &g.unconsumed] {
             registry.register(Box::new(m.clone()))?;
         }
+        registry.register(Box::new(g.counters.retries.clone()))?;
+        registry.register(Box::new(g.counters.dead_lettered.clone()))?;
         Ok(g)
     }
 }
@@ -102,8 +150,10 @@ impl Messaging {
         let mut tasks = Vec::new();
         if let Some(url) = &config.amqp_url {
             for c in &consumers {
-                tasks.push(tokio::spawn(amqp::run_consumer(url.clone(), names.clone(), c.clone(), config.attempts)));
+                let counters = gauges.counters.clone();
+                tasks.push(tokio::spawn(amqp::run_consumer(url.clone(), names.clone(), c.clone(), counters)));
             }
+            tasks.push(tokio::spawn(amqp::run_archiver(url.clone(), names.clone(), db.clone())));
         }
         let relay = Relay { db, bus, consumers, config, names, gauges, publisher: None };
         tasks.push(tokio::spawn(relay.run()));
@@ -141,6 +191,9 @@ impl Relay {
                     tracing::debug!(error = %e, "messaging gauges not updated");
                 }
             }
+            if let Err(e) = self.retry_once().await {
+                tracing::warn!(error = %Bounded(&e), "retry pass failed; rows stay for the next");
+            }
             match self.relay_once().await {
                 Ok(0) => {
                     backoff = Duration::from_millis(100);
@@ -149,7 +202,7 @@ impl Relay {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     self.gauges.relay_errors.inc();
-                    tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "relay failed; messages stay in the outbox");
+                    tracing::warn!(error = %Bounded(&e), retry_in_ms = backoff.as_millis() as u64, "relay failed; messages stay in the outbox");
                     self.publisher = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -179,12 +232,16 @@ impl Relay {
             .collect();
         match self.config.amqp_url.clone() {
             Some(url) => {
-                if self.publisher.is_none() {
-                    self.publisher = Some(Publisher::connect(&url, &self.names, &self.consumers).await?);
+                // A message nobody subscribes to is not sent: the broker would return it, and it is
+                // no failure to keep among the dead letters.
+                let (wanted, unwanted): (Vec<DomainEvent>, Vec<DomainEvent>) =
+                    messages.iter().cloned().partition(|m| self.subscribed(&m.routing_key));
+                self.gauges.unconsumed.inc_by(unwanted.len() as u64);
+                if !wanted.is_empty() {
+                    let publisher = self.publisher(&url).await?;
+                    let unroutable = publisher.publish(&wanted).await?;
+                    self.gauges.unroutable.inc_by(unroutable);
                 }
-                let publisher = self.publisher.as_ref().expect("connected above");
-                let unroutable = publisher.publish(&messages).await?;
-                self.gauges.unroutable.inc_by(unroutable);
             }
             None => {
                 for m in &messages {
@@ -192,6 +249,7 @@ impl Relay {
                 }
             }
         }
+        crash_point("messaging.relay.delivered");
         // Delete exactly the delivered rows: one fixed statement over an array on PostgreSQL (planned
         // once); on SQLite a list of our own integers.
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
@@ -213,19 +271,91 @@ impl Relay {
         Ok(messages.len())
     }
 
+    /// Whether a consumer (of this process, or of the platform's topology) takes `routing_key`.
+    fn subscribed(&self, routing_key: &str) -> bool {
+        self.consumers.iter().any(|c| c.bindings().iter().any(|p| topic_matches(p, routing_key)))
+            || self
+                .config
+                .subscriptions
+                .iter()
+                .any(|(_, patterns)| patterns.iter().any(|p| topic_matches(p, routing_key)))
+    }
+
+    async fn publisher(&mut self, url: &str) -> anyhow::Result<&Publisher> {
+        if self.publisher.is_none() {
+            self.publisher = Some(Publisher::connect(url, &self.names, &self.consumers).await?);
+        }
+        Ok(self.publisher.as_ref().expect("connected above"))
+    }
+
+    /// Hand `message` to each in-process consumer once; a failure is scheduled for a retry (or
+    /// dead-lettered if poison) so that one failing consumer holds up no other message.
     async fn deliver_in_process(&self, message: &DomainEvent) -> anyhow::Result<()> {
         for c in &self.consumers {
             if !c.bindings().iter().any(|p| topic_matches(p, &message.routing_key)) {
                 continue;
             }
-            if let Err(error) = handle_with_retries(c.as_ref(), message, self.config.attempts).await {
-                tracing::error!(consumer = c.name(), message_id = %message.id, %error, "message dead-lettered");
-                let body = serde_json::to_string(message)?;
-                with_db!(&self.db, pool => sqlx::query(
-                    "INSERT INTO messaging_dead_letters (id, consumer, routing_key, message, error, failed_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
-                    .bind(&message.id).bind(c.name()).bind(&message.routing_key).bind(&body).bind(&error).bind(now_ms())
-                    .execute(pool).await.map(|_| ()))?;
+            if let Err(error) = c.handle(message).await {
+                self.failed(c.name(), message, 1, &error).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumer `consumer` failed at `message` for the `attempts`-th time: retry it later, or keep
+    /// it as a dead letter when it is poison.
+    async fn failed(
+        &self,
+        consumer: &str,
+        message: &DomainEvent,
+        attempts: u32,
+        error: &anyhow::Error,
+    ) -> anyhow::Result<()> {
+        let text = Bounded(error).to_string();
+        if is_poison(error) {
+            tracing::error!(consumer, message_id = %message.id, error = %text, "poison message dead-lettered");
+            let body = serde_json::to_string(message)?;
+            dead_letters::record(&self.db, consumer, &message.id, &message.routing_key, &body, &text).await?;
+            retries::done(&self.db, consumer, &message.id).await?;
+            self.gauges.counters.dead_lettered(consumer);
+        } else {
+            let delay = retry_delay(attempts);
+            tracing::warn!(consumer, message_id = %message.id, attempts, retry_in_s = delay.as_secs(), error = %text, "consumer failed; will retry");
+            let at = now_ms() + delay.as_millis() as i64;
+            retries::schedule(&self.db, consumer, message, attempts, at, &text).await?;
+            self.gauges.counters.retried(consumer);
+        }
+        Ok(())
+    }
+
+    /// Give due `messaging_retries` rows to their consumer: in process, by handling them here;
+    /// with RabbitMQ, by putting them into the consumer's queue.
+    async fn retry_once(&mut self) -> anyhow::Result<()> {
+        let due = retries::claim_due(&self.db, 100).await?;
+        for row in due {
+            let message: DomainEvent = match serde_json::from_str(&row.message) {
+                Ok(m) => m,
+                Err(e) => {
+                    let why = format!("poison message: not a domain event: {e}");
+                    dead_letters::record(&self.db, &row.consumer, &row.message_id, "", &row.message, &why).await?;
+                    retries::done(&self.db, &row.consumer, &row.message_id).await?;
+                    continue;
+                }
+            };
+            let attempts = row.attempts.max(0) as u32;
+            match self.config.amqp_url.clone() {
+                Some(url) => {
+                    self.publisher(&url).await?.send_to(&row.consumer, &message, attempts).await?;
+                    retries::done(&self.db, &row.consumer, &row.message_id).await?;
+                }
+                None => {
+                    // A consumer of another process (none in process mode): its row waits.
+                    let Some(c) = self.consumers.iter().find(|c| c.name() == row.consumer).cloned() else { continue };
+                    match c.handle(&message).await {
+                        Ok(()) => retries::done(&self.db, &row.consumer, &row.message_id).await?,
+                        Err(error) => self.failed(c.name(), &message, attempts + 1, &error).await?,
+                    }
+                }
             }
         }
         Ok(())
@@ -236,13 +366,13 @@ impl Relay {
             "SELECT COUNT(*), MIN(created_at) FROM messaging_outbox").fetch_one(pool).await)?;
         self.gauges.pending.set(pending);
         self.gauges.oldest_age.set(oldest.map(|t| ((now_ms() - t) / 1000).max(0)).unwrap_or(0));
-        let dead = match &self.publisher {
-            Some(p) => i64::from(p.dead_letters().await?),
-            None if self.config.amqp_url.is_some() => return Ok(()),
-            None => with_db!(&self.db, pool => sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM messaging_dead_letters").fetch_one(pool).await)?,
+        self.gauges.retries_waiting.set(retries::count(&self.db).await?);
+        // Kept in the table; with RabbitMQ some may still wait in the queue to be moved there.
+        let queued = match &self.publisher {
+            Some(p) => i64::from(p.dead_letters().await.unwrap_or(0)),
+            None => 0,
         };
-        self.gauges.dead_letters.set(dead);
+        self.gauges.dead_letters.set(dead_letters::count(&self.db).await? + queued);
         Ok(())
     }
 }

@@ -193,6 +193,7 @@ impl NotificationsService {
         let due = self.store.due(now_ms()).await?;
         for d in &due {
             let result = self.send(d).await;
+            tg_platform::failpoint::crash_point("notifications.delivery.sent");
             let backoff = 1000 * 4i64.pow(d.attempts.clamp(0, 6) as u32);
             if let Err(e) = &result {
                 tracing::warn!(delivery = %d.id, channel = %d.channel, attempt = d.attempts + 1, error = %e.message, "notice not delivered");
@@ -207,7 +208,7 @@ impl NotificationsService {
             match self.dispatch_due().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "dispatching notices failed"),
+                Err(e) => tracing::warn!(error = %tg_platform::telemetry::Bounded(&e), "dispatching notices failed"),
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
         }

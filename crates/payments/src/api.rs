@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tg_platform::{
     auth::Principal,
     clock::now_ms,
+    failpoint::crash_point,
     http::{idempotency_key, ApiJson, ApiPath, ApiQuery},
     problem::Problem,
     ApiError, ApiResult,
@@ -210,14 +211,19 @@ async fn sandbox_decide(svc: Svc, ApiPath(id): ApiPath<String>, Form(form): Form
     if !sandbox.csrf_ok(&payment.id, &form.csrf) {
         return Err(ApiError::forbidden("the form's CSRF token is missing or wrong; reload the page"));
     }
-    let kind = match form.action.as_str() {
-        "succeed" => "payment.succeeded",
-        "fail" => "payment.failed",
-        "abandon" => "payment.abandoned",
+    let outcome = match form.action.as_str() {
+        "succeed" => "succeeded",
+        "fail" => "failed",
+        "abandon" => "abandoned",
         _ => return Err(ApiError::field("action", "succeed, fail or abandon")),
     };
+    // The sandbox enters the choice in its own books first, as a provider takes the money before
+    // it sends its webhook; the first choice stands.
+    let outcome = sandbox.decide(&payment.id, outcome, payment.amount_cents, &payment.currency).await?;
+    crash_point("payments.sandbox.decided");
+    let kind = format!("payment.{outcome}");
     let (signature, body) =
-        sandbox.webhook_for(kind, &payment.id, payment.amount_cents, &payment.currency, now_ms() / 1000);
+        sandbox.webhook_for(&kind, &payment.id, payment.amount_cents, &payment.currency, now_ms() / 1000);
     let mut headers = HeaderMap::new();
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).map_err(ApiError::internal)?);
     svc.webhook("sandbox", &headers, &body).await?;

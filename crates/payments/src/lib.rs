@@ -3,9 +3,17 @@
 //!
 //! Money and bookings meet through messages, so that no step is lost between two services:
 //! - a success is stored with `payment.succeeded` in one transaction; this service's own consumer
-//!   of that message confirms the booking (idempotent) and, if the seats are gone, refunds;
+//!   of that message settles it: confirms the booking (idempotent) or, if the seats are gone,
+//!   refunds in full (once);
 //! - the bookings service cancels tickets with `booking.cancelled` carrying `refund_cents`; the
 //!   consumer records the refund once per message and the provider is asked (retried until done).
+//!
+//! Every step may be cut short by a crash and is safe to run again (see ARCHITECTURE.md): a
+//! webhook is stored, then applied by conditional updates, and a redelivery of a stored event is
+//! applied again while its payment is pending; a payment stored but not yet started at its provider
+//! is started on the next request with its key (providers take our payment id as their
+//! idempotency key). Reconciliation ([`PaymentsService::reconcile`]) settles what no message did:
+//! pending payments are asked of their provider, unsettled successes are settled.
 
 pub mod api;
 pub mod ports;
@@ -16,12 +24,14 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 use serde::Serialize;
-use tg_messaging::Consumer;
+use tg_messaging::{Consumer, Poison};
 use tg_platform::{
     auth::Principal,
     bus::{Bus, DomainEvent},
     clock::{now_ms, rfc3339},
     db::{Db, ServiceMigrations},
+    failpoint::crash_point,
+    telemetry::Bounded,
     ApiError, ApiResult,
 };
 use utoipa::ToSchema;
@@ -56,6 +66,9 @@ pub struct PaymentView {
     pub created_at: String,
 }
 
+/// Refund reason when a paid booking could not be confirmed.
+const NOT_CONFIRMABLE: &str = "booking_not_confirmable";
+
 fn view(p: &PaymentRow) -> PaymentView {
     PaymentView {
         id: p.id.clone(),
@@ -82,6 +95,8 @@ pub struct PaymentsConfig {
     pub sandbox_secret: String,
     pub khqr: Option<providers::khqr::KhqrConfig>,
     pub stripe: Option<providers::stripe::StripeConfig>,
+    /// Pending payments and unsettled successes older than this are reconciled.
+    pub reconcile_after: Duration,
 }
 
 /// The name under which this service's consumer keeps its processed messages.
@@ -93,13 +108,18 @@ pub struct PaymentsService {
     bookings: Arc<dyn Bookings>,
     providers: HashMap<&'static str, Arc<dyn Provider>>,
     sandbox: Option<Arc<providers::sandbox::Sandbox>>,
+    reconcile_after: Duration,
 }
 
 impl PaymentsService {
     pub fn new(db: Db, bus: Bus, bookings: Arc<dyn Bookings>, config: PaymentsConfig) -> Arc<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_default();
         let sandbox = config.sandbox.then(|| {
-            Arc::new(providers::sandbox::Sandbox { public_url: config.public_url, secret: config.sandbox_secret })
+            Arc::new(providers::sandbox::Sandbox {
+                public_url: config.public_url,
+                secret: config.sandbox_secret,
+                db: db.clone(),
+            })
         });
         let mut providers: HashMap<&'static str, Arc<dyn Provider>> = HashMap::new();
         if let Some(sandbox) = &sandbox {
@@ -111,7 +131,8 @@ impl PaymentsService {
         if let Some(config) = config.stripe {
             providers.insert("stripe", Arc::new(providers::stripe::Stripe { config, http }));
         }
-        Arc::new(PaymentsService { store: Store { db }, bus, bookings, providers, sandbox })
+        let reconcile_after = config.reconcile_after;
+        Arc::new(PaymentsService { store: Store { db }, bus, bookings, providers, sandbox, reconcile_after })
     }
 
     /// The sandbox provider, when offered.
@@ -158,6 +179,7 @@ impl PaymentsService {
             idempotency_key: idempotency_key.to_owned(),
             created_at: now_ms(),
             updated_at: now_ms(),
+            settled_at: None,
         };
         // A replay answers with what the first request created, before any state check.
         let existing = self.store.by_idempotency_key(&p.user_id, idempotency_key).await?;
@@ -168,6 +190,11 @@ impl PaymentsService {
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for another payment",
                 ));
+            }
+            // Stored but never started at the provider (a crash in between): start it now.
+            if existing.status == "pending" && existing.provider_ref.is_none() && booking.status == "pending_payment" {
+                let row = self.start_at_provider(provider.as_ref(), existing, &booking.description).await?;
+                return Ok((view(&row), false));
             }
             return Ok((view(&existing), false));
         }
@@ -184,15 +211,28 @@ impl PaymentsService {
             return Err(ApiError::conflict("already_paid", "this booking is paid already"));
         }
         let (row, created) = self.store.insert(&row).await?;
-        if !created {
-            return Ok((view(&row), false));
+        crash_point("payments.create.inserted");
+        if row.status == "pending" && row.provider_ref.is_none() {
+            let row = self.start_at_provider(provider.as_ref(), row, &booking.description).await?;
+            return Ok((view(&row), created));
         }
+        Ok((view(&row), created))
+    }
+
+    /// Start a stored payment at its provider and keep what the payer does next. Safe to repeat:
+    /// the provider takes our payment id as its idempotency key.
+    async fn start_at_provider(
+        &self,
+        provider: &dyn Provider,
+        row: PaymentRow,
+        description: &str,
+    ) -> ApiResult<PaymentRow> {
         let intent = PaymentIntent {
             payment_id: row.id.clone(),
-            booking_id: booking.id.clone(),
+            booking_id: row.booking_id.clone(),
             amount_cents: row.amount_cents,
             currency: row.currency.clone(),
-            description: booking.description.clone(),
+            description: description.to_owned(),
         };
         let started = match provider.start(&intent).await {
             Ok(s) => s,
@@ -202,9 +242,9 @@ impl PaymentsService {
                 return Err(provider_error(e));
             }
         };
+        crash_point("payments.create.started");
         self.store.set_started(&row.id, &started.provider_ref, &started.next_action).await?;
-        let row = self.store.payment(&row.id).await?.ok_or_else(|| ApiError::internal("payment vanished"))?;
-        Ok((view(&row), true))
+        self.store.payment(&row.id).await?.ok_or_else(|| ApiError::internal("payment vanished"))
     }
 
     /// A payment of the caller's (admins see all). A pending payment of a polling provider (KHQR)
@@ -212,7 +252,9 @@ impl PaymentsService {
     pub async fn get(&self, p: &Principal, id: &str) -> ApiResult<PaymentView> {
         let row = self.owned(p, id).await?;
         if row.status == "pending" {
-            self.poll_one(&row).await;
+            if let Err(e) = self.poll_one(&row).await {
+                tracing::debug!(payment_id = %row.id, error = %Bounded(&e), "poll failed");
+            }
             let row = self.store.payment(id).await?.ok_or_else(|| ApiError::not_found("payment"))?;
             return Ok(view(&row));
         }
@@ -273,30 +315,28 @@ impl PaymentsService {
                 });
             }
         };
-        if !self
+        let first = self
             .store
             .record_webhook(provider_name, Some(&event.event_id), true, outcome_name(&event.outcome), &raw)
-            .await?
-        {
-            return Ok("duplicate");
-        }
+            .await?;
+        crash_point("payments.webhook.recorded");
         let payment = match &event.payment {
             PaymentRef::Ours(id) => self.store.payment(id).await?,
             PaymentRef::Provider(r) => self.store.by_provider_ref(provider_name, r).await?,
         };
         let Some(payment) = payment.filter(|p| p.provider == provider_name) else {
             tracing::warn!(provider = provider_name, event_id = %event.event_id, "webhook for an unknown payment");
-            self.store.forget_webhook(provider_name, &event.event_id).await?;
             return Ok("unknown_payment");
         };
-        // Acted on once: if acting fails, the event is forgotten so that the provider's retry counts.
-        match self.apply(&payment, event.outcome).await {
-            Ok(done) => Ok(done),
-            Err(e) => {
-                self.store.forget_webhook(provider_name, &event.event_id).await?;
-                Err(e)
-            }
+        // A stored event is applied again while its payment is still pending: the first delivery
+        // may have been cut short between storing and applying. Applying is a set of conditional
+        // updates, so a second application changes nothing that the first did.
+        if !first && payment.status != "pending" {
+            return Ok("duplicate");
         }
+        let done = self.apply(&payment, event.outcome).await?;
+        crash_point("payments.webhook.applied");
+        Ok(done)
     }
 
     async fn apply(&self, payment: &PaymentRow, outcome: Outcome) -> ApiResult<&'static str> {
@@ -333,34 +373,21 @@ impl PaymentsService {
         Ok(done)
     }
 
-    /// Ask a polling provider about a pending payment and apply what it says.
-    async fn poll_one(&self, row: &PaymentRow) {
+    /// Ask the provider about a pending payment and apply what it says; `true` when the provider
+    /// had news (paid, failed, expired).
+    async fn poll_one(&self, row: &PaymentRow) -> anyhow::Result<bool> {
         let (Some(provider), Some(reference)) =
             (self.providers.get(row.provider.as_str()), row.provider_ref.as_deref())
         else {
-            return;
+            return Ok(false);
         };
-        match provider.poll(reference).await {
-            Ok(Some(outcome)) => {
-                let event_id = format!("poll:{reference}");
-                match self
-                    .store
-                    .record_webhook(&row.provider, Some(&event_id), true, outcome_name(&outcome), "{}")
-                    .await
-                {
-                    Ok(true) => {
-                        if let Err(e) = self.apply(row, outcome).await {
-                            tracing::warn!(payment_id = %row.id, error = %e, "applying a polled status failed");
-                            let _ = self.store.forget_webhook(&row.provider, &event_id).await;
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "storing a polled status failed"),
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(payment_id = %row.id, error = %e, "poll failed"),
-        }
+        let Some(outcome) = provider.poll(reference).await.map_err(|e| anyhow::anyhow!(e))? else {
+            return Ok(false);
+        };
+        let event_id = format!("poll:{reference}:{}", outcome_name(&outcome));
+        self.store.record_webhook(&row.provider, Some(&event_id), true, outcome_name(&outcome), "{}").await?;
+        self.apply(row, outcome).await.map_err(|e| anyhow::anyhow!("applying a polled outcome: {e}"))?;
+        Ok(true)
     }
 
     /// Ask the provider to pay a recorded refund back; left pending (retried) when it cannot now.
@@ -387,31 +414,131 @@ impl PaymentsService {
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!(refund_id, error = %format!("{e:#}"), "refund not paid yet; will retry");
+            tracing::warn!(refund_id, error = %Bounded(&e), "refund not paid yet; will retry");
         }
     }
 
-    /// Background work: poll pending KHQR payments, retry pending refunds.
+    /// Background work: poll pending KHQR payments, retry pending refunds, reconcile.
     pub async fn run_maintenance(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let every = (self.reconcile_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let mut reconcile = tokio::time::interval(every);
         loop {
-            tick.tick().await;
-            if self.providers.contains_key("khqr") {
-                if let Ok(pending) = self.store.pending("khqr", now_ms() - 3_600_000).await {
-                    for row in pending {
-                        self.poll_one(&row).await;
+            tokio::select! {
+                _ = tick.tick() => {
+                    if self.providers.contains_key("khqr") {
+                        if let Ok(pending) = self.store.pending("khqr", now_ms() - 3_600_000).await {
+                            for row in pending {
+                                if let Err(e) = self.poll_one(&row).await {
+                                    tracing::debug!(payment_id = %row.id, error = %Bounded(&e), "poll failed");
+                                }
+                            }
+                        }
+                    }
+                    match self.store.pending_refunds().await {
+                        Ok(ids) => {
+                            for id in ids {
+                                self.execute_refund(&id).await;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %Bounded(&e), "listing pending refunds failed"),
                     }
                 }
-            }
-            match self.store.pending_refunds().await {
-                Ok(ids) => {
-                    for id in ids {
-                        self.execute_refund(&id).await;
+                _ = reconcile.tick() => {
+                    if let Err(e) = self.reconcile().await {
+                        tracing::warn!(error = %Bounded(&e), "reconciliation pass failed; next pass retries");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "listing pending refunds failed"),
             }
         }
+    }
+
+    /// One reconciliation pass (safe on several instances at once: every step is idempotent).
+    /// - A payment pending longer than `reconcile_after` is asked of its provider: paid, failed or
+    ///   expired is applied; still open once its hold is gone, it is closed at the provider, asked
+    ///   once more (paid just before?) and otherwise abandoned. Never started at the provider
+    ///   (a crash), it is abandoned once its hold is gone.
+    /// - A success not settled after `reconcile_after` (its `payment.succeeded` lost or stuck) is
+    ///   settled: booking confirmed if the seats are free, else refunded.
+    ///
+    /// Returns how many payments it changed.
+    pub async fn reconcile(&self) -> anyhow::Result<usize> {
+        let before = now_ms() - self.reconcile_after.as_millis() as i64;
+        let mut changed = 0;
+        for row in self.store.stale_pending(before, 100).await? {
+            match self.reconcile_pending(&row).await {
+                Ok(true) => changed += 1,
+                Ok(false) => self.store.touch(&row.id).await?,
+                Err(e) => {
+                    tracing::warn!(payment_id = %row.id, error = %Bounded(&e), "pending payment not reconciled yet")
+                }
+            }
+        }
+        for id in self.store.unsettled(before, 100).await? {
+            tracing::warn!(payment_id = %id, "paid but unsettled; settling");
+            self.settle(&id).await?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    async fn reconcile_pending(&self, row: &PaymentRow) -> anyhow::Result<bool> {
+        if self.poll_one(row).await? {
+            return Ok(true);
+        }
+        let booking = self.bookings.booking(&row.booking_id).await?;
+        // The hold is gone (expired, cancelled, or confirmed by another payment) with a margin for
+        // a payer who finished at the last second.
+        let hold_gone = booking.is_none_or(|b| {
+            b.status != "pending_payment" || b.expires_at_ms + self.reconcile_after.as_millis() as i64 <= now_ms()
+        });
+        if !hold_gone {
+            return Ok(false);
+        }
+        if let (Some(provider), Some(reference)) =
+            (self.providers.get(row.provider.as_str()), row.provider_ref.as_deref())
+        {
+            provider.cancel(reference).await.map_err(|e| anyhow::anyhow!(e))?;
+            if self.poll_one(row).await? {
+                return Ok(true);
+            }
+        }
+        tracing::info!(payment_id = %row.id, "payment abandoned: its hold is gone and the provider took no money");
+        self.store.fail(row, "abandoned").await?;
+        self.bus.committed();
+        Ok(true)
+    }
+
+    /// Settle a successful payment: confirm its booking, or refund it in full when that is no
+    /// longer possible. Idempotent, so the consumer of `payment.succeeded` and the reconciliation
+    /// sweep may both do it, on any instance: confirming is idempotent and the refund is recorded
+    /// once per payment (under the processed id `settle:<payment id>`).
+    pub async fn settle(&self, payment_id: &str) -> anyhow::Result<()> {
+        let Some(p) = self.store.payment(payment_id).await? else {
+            return Err(Poison(format!("payment.succeeded for an unknown payment {payment_id:?}")).into());
+        };
+        // Settled, or refunded already because its booking could not be confirmed (it stays so,
+        // even if seats were freed since).
+        if p.settled_at.is_some() || p.status != "succeeded" || p.refunded_cents > 0 {
+            self.store.mark_settled(&p.id).await?;
+            return Ok(());
+        }
+        match self.bookings.confirm(&p.booking_id).await {
+            Ok(()) => crash_point("payments.settle.confirmed"),
+            Err(ConfirmFailure::CannotConfirm(why)) => {
+                tracing::warn!(payment_id = %p.id, %why, "paid booking cannot be confirmed; refunding");
+                let key = format!("settle:{}", p.id);
+                let tickets = serde_json::json!([]);
+                if let Some(refund_id) =
+                    self.store.owe_refund(CONSUMER, &key, &p.id, p.amount_cents, NOT_CONFIRMABLE, &tickets).await?
+                {
+                    self.execute_refund(&refund_id).await;
+                }
+            }
+            Err(ConfirmFailure::Internal(e)) => anyhow::bail!("confirming the booking: {e}"),
+        }
+        self.store.mark_settled(&p.id).await?;
+        Ok(())
     }
 
     /// This service's consumer of domain events.
@@ -452,27 +579,20 @@ impl Consumer for PaymentsConsumer {
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
         let svc = &self.0;
-        let text = |k: &str| m.payload[k].as_str().unwrap_or_default().to_owned();
+        let text = |k: &str| -> anyhow::Result<String> {
+            match m.payload[k].as_str() {
+                Some(v) => Ok(v.to_owned()),
+                None => Err(Poison(format!("{} without {k}", m.routing_key)).into()),
+            }
+        };
         let refund = match m.routing_key.as_str() {
-            // A payment refunded because its booking could not be confirmed stays so, even if this
-            // message comes again after seats were freed.
-            "payment.succeeded"
-                if svc.store.payment(&text("payment_id")).await?.is_some_and(|p| p.refunded_cents > 0) =>
-            {
+            "payment.succeeded" => {
+                svc.settle(&text("payment_id")?).await?;
                 None
             }
-            "payment.succeeded" => match svc.bookings.confirm(&text("booking_id")).await {
-                Ok(()) => None,
-                Err(ConfirmFailure::CannotConfirm(why)) => {
-                    tracing::warn!(payment_id = %text("payment_id"), %why, "paid booking cannot be confirmed; refunding");
-                    let amount = m.payload["amount_cents"].as_i64().unwrap_or(0);
-                    Some((text("payment_id"), amount, "booking_not_confirmable", serde_json::json!([])))
-                }
-                Err(ConfirmFailure::Internal(e)) => anyhow::bail!("confirming the booking: {e}"),
-            },
             "booking.cancelled" => {
                 let cents = m.payload["refund_cents"].as_i64().unwrap_or(0);
-                match svc.store.paid_for(&text("booking_id")).await? {
+                match svc.store.paid_for(&text("booking_id")?).await? {
                     Some(p) if cents > 0 => {
                         Some((p.id, cents, "tickets_cancelled", m.payload["cancelled_tickets"].clone()))
                     }

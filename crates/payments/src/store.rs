@@ -31,11 +31,13 @@ pub struct PaymentRow {
     pub idempotency_key: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the success was settled (booking confirmed, or refunded because it could not be).
+    pub settled_at: Option<i64>,
 }
 
 const PAYMENT_COLS: &str =
     "id, booking_id, user_id, provider, amount_cents, currency, status, refunded_cents, provider_ref, \
-     charge_ref, next_action, idempotency_key, created_at, updated_at";
+     charge_ref, next_action, idempotency_key, created_at, updated_at, settled_at";
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RefundRow {
@@ -203,11 +205,35 @@ impl Store {
         Ok(refund_id.map(Applied::Duplicate).unwrap_or(Applied::AlreadyDone))
     }
 
-    /// Forget a stored provider event, so that its next delivery is acted on (acting failed).
-    pub async fn forget_webhook(&self, provider: &str, event_id: &str) -> Result<(), sqlx::Error> {
+    /// The success of payment `id` is settled (see [`PaymentRow::settled_at`]).
+    pub async fn mark_settled(&self, id: &str) -> Result<(), sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query(
-            "DELETE FROM payments_webhooks WHERE provider = $1 AND event_id = $2 AND verified")
-            .bind(provider).bind(event_id).execute(pool).await.map(|_| ()))
+            "UPDATE payments_payments SET settled_at = $2 WHERE id = $1 AND settled_at IS NULL")
+            .bind(id).bind(now_ms()).execute(pool).await.map(|_| ()))
+    }
+
+    /// Successful payments not settled, last changed before `before` (oldest first).
+    pub async fn unsettled(&self, before: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT id FROM payments_payments WHERE status = 'succeeded' AND settled_at IS NULL AND updated_at < $1
+             ORDER BY updated_at LIMIT $2")
+            .bind(before).bind(limit).fetch_all(pool).await)
+    }
+
+    /// Pending payments of any provider last changed before `before` (oldest first).
+    pub async fn stale_pending(&self, before: i64, limit: i64) -> Result<Vec<PaymentRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLS} FROM payments_payments WHERE status = 'pending' AND updated_at < $1
+             ORDER BY updated_at LIMIT $2"
+        );
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(pool).await)
+    }
+
+    /// Note that reconciliation looked at a pending payment, so the next pass takes others first.
+    pub async fn touch(&self, id: &str) -> Result<(), sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query(
+            "UPDATE payments_payments SET updated_at = $2 WHERE id = $1 AND status = 'pending'")
+            .bind(id).bind(now_ms()).execute(pool).await.map(|_| ()))
     }
 
     /// A provider says the payment failed or was abandoned; only a pending payment changes.

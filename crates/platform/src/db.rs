@@ -203,6 +203,34 @@ impl Db {
 }
 
 /// True when the error is a unique-constraint violation, on either backend.
+/// Whether `err` says the database is unreachable or briefly refusing work (down, restarting,
+/// refusing connections, busy, a serialization conflict): trying again later may succeed.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => {
+            let code = e.code().unwrap_or_default();
+            // PostgreSQL: 08 connection exception, 53 insufficient resources, 57P0x shutdown or
+            // "cannot connect now", 55000 a database not accepting connections (ALLOW_CONNECTIONS
+            // false), 40001/40P01 serialization failure or deadlock.
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes, same low byte).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "55000" && e.message().contains("not currently accepting connections")
+                || code == "40001"
+                || code == "40P01"
+                || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        }
+        _ => false,
+    }
+}
+
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod db;
+pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod problem;

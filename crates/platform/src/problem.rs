@@ -88,6 +88,22 @@ impl ApiError {
     pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
+    /// Ask the client to retry after `seconds` (`Retry-After`).
+    pub fn retry_in(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+    /// A failure from below (a port, a store): 503 with `Retry-After` when a database error in its
+    /// chain is transient (nothing was changed, retrying may succeed), else an internal error.
+    pub fn from_anyhow(err: anyhow::Error) -> Self {
+        match err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) {
+            Some(e) if crate::db::is_transient(e) => {
+                tracing::warn!(error = %crate::telemetry::Bounded(&err), "database unavailable");
+                Self::unavailable("database_unavailable", "the database is unavailable, retry shortly").retry_in(5)
+            }
+            _ => Self::internal(format!("{err:#}")),
+        }
+    }
     /// An unexpected failure. The cause is logged; the client sees only a generic message.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
@@ -131,7 +147,12 @@ impl IntoResponse for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::PoolTimedOut => Self::unavailable("database_busy", "database busy, retry shortly"),
+            sqlx::Error::PoolTimedOut => Self::unavailable("database_busy", "database busy, retry shortly").retry_in(2),
+            // Down, restarting or refusing connections: nothing was changed, the client may retry.
+            e if crate::db::is_transient(e) => {
+                tracing::warn!(error = %crate::telemetry::Bounded(&err), "database unavailable");
+                Self::unavailable("database_unavailable", "the database is unavailable, retry shortly").retry_in(5)
+            }
             // PostgreSQL refuses NUL in text (22021), e.g. from a path or query parameter: the input is bad.
             sqlx::Error::Database(e) if e.code().as_deref() == Some("22021") => {
                 Self::bad_request("nul_character", "text may not contain the NUL character")

@@ -138,7 +138,8 @@ pub async fn build_with(
             .merge(tg_events::api::router(events.clone()))
             .merge(tg_bookings::api::router(bookings.clone()))
             .merge(tg_payments::api::router(payments.clone()))
-            .merge(tg_notifications::api::router(notifications.clone()));
+            .merge(tg_notifications::api::router(notifications.clone()))
+            .merge(tg_messaging::api::router(db.clone()));
     }
     let (mut routes, openapi) = api.split_for_parts();
     if target == "all" {

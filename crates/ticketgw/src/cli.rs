@@ -28,6 +28,37 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Domain messages: list and replay dead letters.
+    Messages {
+        #[command(subcommand)]
+        command: MessagesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessagesCommand {
+    /// List dead letters (messages a consumer could never handle), newest first, as JSON lines.
+    DeadLetters {
+        /// Only this consumer's (payments, notifications, …).
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Give dead letters back to their consumer (once the cause is fixed): one by message id, or all.
+    Replay {
+        /// The message id (as listed); with --all, every dead letter instead.
+        id: Option<String>,
+        /// The consumer whose dead letter it is; required with an id when several consumers have one.
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        #[command(flatten)]
+        settings: Settings,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +82,8 @@ enum UserCommand {
 
 pub fn main() -> ExitCode {
     let started = Instant::now();
+    // Crash points named in FAILPOINTS (test builds only; nothing in a release build).
+    let _failpoints = tg_platform::failpoint::setup();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -99,6 +132,40 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 println!("  {role:<9} {email}  password: {password}");
             }
             app.db.close().await;
+            Ok(())
+        }
+        Command::Messages { command: MessagesCommand::DeadLetters { consumer, limit, settings } } => {
+            let s = settings.with_file()?;
+            telemetry::init(s.json_logs());
+            let db = app::open_db(&s).await?;
+            let items = tg_messaging::dead_letters::list(&db, consumer.as_deref(), limit.clamp(1, 10_000)).await?;
+            for d in &items {
+                println!("{}", serde_json::to_string(d)?);
+            }
+            eprintln!("{} dead letter(s) in all", tg_messaging::dead_letters::count(&db).await?);
+            db.close().await;
+            Ok(())
+        }
+        Command::Messages { command: MessagesCommand::Replay { id, consumer, all, settings } } => {
+            let s = settings.with_file()?;
+            telemetry::init(s.json_logs());
+            let db = app::open_db(&s).await?;
+            let replayed = match (id, all) {
+                (None, true) => tg_messaging::dead_letters::replay_all(&db, consumer.as_deref()).await?,
+                (Some(id), false) => {
+                    let all = tg_messaging::dead_letters::list(&db, consumer.as_deref(), 10_000).await?;
+                    let of_id: Vec<_> = all.iter().filter(|d| d.id == id).collect();
+                    anyhow::ensure!(!of_id.is_empty(), "no dead letter {id:?}");
+                    anyhow::ensure!(
+                        of_id.len() == 1,
+                        "{id:?} is a dead letter of several consumers: name one with --consumer"
+                    );
+                    u64::from(tg_messaging::dead_letters::replay(&db, &of_id[0].consumer, &id).await?)
+                }
+                _ => anyhow::bail!("name a message id, or --all"),
+            };
+            println!("{replayed} dead letter(s) replayed; a running server delivers them within seconds");
+            db.close().await;
             Ok(())
         }
         Command::User { command: UserCommand::Create { email, password, display_name, roles, settings } } => {

@@ -6,7 +6,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
-use tg_users::{external::ExternalOidcConfig, ratelimit::LoginLimits, recaptcha::RecaptchaConfig, UsersConfig};
+use tg_users::{
+    external::ExternalOidcConfig,
+    ratelimit::{LoginLimits, RegisterLimits},
+    recaptcha::RecaptchaConfig,
+    UsersConfig,
+};
 
 /// Every setting is optional here; defaults apply after the TOML file is merged in.
 #[derive(Args, Deserialize, Debug, Default, Clone)]
@@ -91,6 +96,9 @@ pub struct Settings {
     /// ... then one more every this many seconds [default: 2].
     #[arg(long, env = "LOGIN_IP_PERIOD_SECS")]
     pub login_ip_period_secs: Option<u64>,
+    /// Registrations per client IP (IPv6: per /64) in a burst, then one more every 6 s [default: 10].
+    #[arg(long, env = "REGISTER_IP_BURST")]
+    pub register_ip_burst: Option<u32>,
     /// RabbitMQ to relay domain events to (amqp://user:pass@host:port/vhost); unset = in-process delivery.
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
@@ -104,6 +112,10 @@ pub struct Settings {
     /// Secret signing the sandbox provider's webhooks [default: random at each start].
     #[arg(long, env = "SANDBOX_WEBHOOK_SECRET", hide_env_values = true)]
     pub sandbox_webhook_secret: Option<String>,
+    /// Pending payments and paid but unconfirmed bookings older than this many seconds are
+    /// reconciled with the payment provider [default: 120].
+    #[arg(long, env = "PAYMENTS_RECONCILE_AFTER_SECS")]
+    pub payments_reconcile_after_secs: Option<u64>,
     /// Bakong account receiving KHQR payments (name@bank); unset = no KHQR (demo: ticketgw_demo@devb).
     #[arg(long, env = "KHQR_ACCOUNT_ID")]
     pub khqr_account_id: Option<String>,
@@ -193,12 +205,14 @@ impl Settings {
             login_account_period_secs,
             login_ip_burst,
             login_ip_period_secs,
+            register_ip_burst,
             max_banner_bytes,
             hold_ttl_secs,
             amqp_url,
             amqp_prefix,
             payments_sandbox,
             sandbox_webhook_secret,
+            payments_reconcile_after_secs,
             khqr_account_id,
             khqr_merchant_name,
             khqr_merchant_city,
@@ -287,6 +301,7 @@ impl Settings {
                 webhook_secret: self.stripe_webhook_secret.clone().unwrap_or_default(),
                 return_url: format!("{public_url}/api/v1/payments/{{PAYMENT_ID}}"),
             }),
+            reconcile_after: Duration::from_secs(self.payments_reconcile_after_secs.unwrap_or(120).max(1)),
             public_url,
         })
     }
@@ -347,6 +362,10 @@ impl Settings {
                 per_account_period: self.login_account_period_secs.map(secs).unwrap_or(l.per_account_period),
                 per_ip_burst: self.login_ip_burst.unwrap_or(l.per_ip_burst),
                 per_ip_period: self.login_ip_period_secs.map(secs).unwrap_or(l.per_ip_period),
+            },
+            register_limits: RegisterLimits {
+                per_ip_burst: self.register_ip_burst.unwrap_or(RegisterLimits::default().per_ip_burst),
+                ..RegisterLimits::default()
             },
         }
     }

@@ -144,6 +144,7 @@ async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
     let res = decide_and_write(db, &event, &jobs, now, hold_ttl_ms).await;
     match res {
         Ok(decisions) => {
+            tg_platform::failpoint::crash_point("bookings.hold.committed");
             let mut outcomes: Vec<Result<HoldOutcome, HoldError>> = Vec::with_capacity(jobs.len());
             for (i, d) in decisions.iter().enumerate() {
                 let job = &jobs[i];
@@ -185,7 +186,7 @@ async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, event_id = %event.event_id, "hold batch failed");
+            tracing::error!(error = %tg_platform::telemetry::Bounded(&e), event_id = %event.event_id, "hold batch failed");
             for job in jobs {
                 let _ = job.reply.send(Err(HoldError::Internal("hold could not be stored".into())));
             }

@@ -83,9 +83,14 @@ pub trait Provider: Send + Sync {
     async fn start(&self, intent: &PaymentIntent) -> Result<Started, ProviderError>;
     /// Verify and read a webhook from its raw body; `now` in Unix seconds.
     fn webhook(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<WebhookEvent, WebhookError>;
-    /// Ask the provider about a pending payment (providers without webhooks); `None` = no news.
-    async fn poll(&self, _provider_ref: &str) -> Result<Option<Outcome>, ProviderError> {
-        Ok(None)
+    /// Ask the provider about a payment: what became of it, or `None` while it is still open.
+    /// Polling providers (KHQR) are asked this way instead of webhooks; every provider is asked
+    /// when reconciling a payment left pending.
+    async fn poll(&self, provider_ref: &str) -> Result<Option<Outcome>, ProviderError>;
+    /// Close a payment that is no longer wanted (its hold is gone), so that it can no longer be
+    /// paid; afterwards [`Provider::poll`] tells whether it was paid just before.
+    async fn cancel(&self, _provider_ref: &str) -> Result<(), ProviderError> {
+        Ok(())
     }
     /// Return `amount_cents` of a payment; the provider's refund id. `refund_id` is ours: retries of
     /// one refund carry the same, so the provider pays it once.

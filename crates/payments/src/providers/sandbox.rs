@@ -4,6 +4,7 @@
 
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
+use tg_platform::{clock::now_ms, db::Db, with_db};
 
 use super::{
     signature, Outcome, PaymentIntent, PaymentRef, Provider, ProviderError, Started, WebhookError, WebhookEvent,
@@ -15,6 +16,13 @@ pub const SIGNATURE_HEADER: &str = "sandbox-signature";
 pub struct Sandbox {
     pub public_url: String,
     pub secret: String,
+    /// Where the sandbox keeps its own books (`payments_sandbox_ledger`), as a real provider would.
+    pub db: Db,
+}
+
+/// The sandbox's reference to our payment `payment_id`.
+fn reference(payment_id: &str) -> String {
+    format!("sbx_{payment_id}")
 }
 
 /// The sandbox's webhook body.
@@ -41,6 +49,25 @@ impl Sandbox {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.secret.as_bytes());
         signature::from_hex(token)
             .is_some_and(|tag| ring::hmac::verify(&key, format!("csrf:{payment_id}").as_bytes(), &tag).is_ok())
+    }
+
+    /// The tester's choice on the pay page (`succeeded`, `failed`, `abandoned`), entered in the
+    /// sandbox's books before its webhook goes out. The first choice stands: the one returned.
+    pub async fn decide(
+        &self,
+        payment_id: &str,
+        outcome: &str,
+        amount_cents: i64,
+        currency: &str,
+    ) -> Result<String, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query(
+            "INSERT INTO payments_sandbox_ledger (payment_id, outcome, amount_cents, currency, decided_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+            .bind(payment_id).bind(outcome).bind(amount_cents).bind(currency).bind(now_ms())
+            .execute(pool).await.map(|_| ()))?;
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT outcome FROM payments_sandbox_ledger WHERE payment_id = $1")
+            .bind(payment_id).fetch_one(pool).await)
     }
 
     /// A signed webhook for `payment_id` (as the pay page's buttons send): (header value, body).
@@ -77,7 +104,7 @@ impl Provider for Sandbox {
     async fn start(&self, intent: &PaymentIntent) -> Result<Started, ProviderError> {
         let url = format!("{}/pay/sandbox/{}", self.public_url.trim_end_matches('/'), intent.payment_id);
         Ok(Started {
-            provider_ref: format!("sbx_{}", intent.payment_id),
+            provider_ref: reference(&intent.payment_id),
             next_action: serde_json::json!({"type": "redirect", "url": url}),
         })
     }
@@ -97,6 +124,28 @@ impl Provider for Sandbox {
             _ => Outcome::Ignored,
         };
         Ok(WebhookEvent { event_id: e.id, payment: PaymentRef::Ours(e.payment_id), outcome })
+    }
+
+    async fn poll(&self, provider_ref: &str) -> Result<Option<Outcome>, ProviderError> {
+        let Some(payment_id) = provider_ref.strip_prefix("sbx_") else { return Ok(None) };
+        let row: Option<(String, i64, String)> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT outcome, amount_cents, currency FROM payments_sandbox_ledger WHERE payment_id = $1")
+            .bind(payment_id).fetch_optional(pool).await)
+        .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(row.map(|(outcome, amount_cents, currency)| match outcome.as_str() {
+            "succeeded" => {
+                Outcome::Succeeded { amount_cents, currency, reference: Some(format!("sbx_pay_{payment_id}")) }
+            }
+            "failed" => Outcome::Failed,
+            _ => Outcome::Abandoned,
+        }))
+    }
+
+    /// Closing a sandbox payment enters "abandoned" in its books unless the tester chose first.
+    async fn cancel(&self, provider_ref: &str) -> Result<(), ProviderError> {
+        let Some(payment_id) = provider_ref.strip_prefix("sbx_") else { return Ok(()) };
+        self.decide(payment_id, "abandoned", 0, "").await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(())
     }
 
     async fn refund(

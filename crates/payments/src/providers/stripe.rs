@@ -53,7 +53,45 @@ struct EventData {
     object: serde_json::Value,
 }
 
+/// What a Checkout Session's state says of its payment; `None` while it is open.
+fn session_outcome(session: &serde_json::Value) -> Option<Outcome> {
+    match (session["status"].as_str(), session["payment_status"].as_str()) {
+        (Some("complete"), Some("paid" | "no_payment_required")) => Some(Outcome::Succeeded {
+            amount_cents: session["amount_total"].as_i64().unwrap_or(-1),
+            currency: session["currency"].as_str().unwrap_or_default().to_uppercase(),
+            reference: session["payment_intent"].as_str().map(str::to_owned),
+        }),
+        (Some("expired"), _) => Some(Outcome::Abandoned),
+        _ => None,
+    }
+}
+
 impl Stripe {
+    async fn get(&self, path: &str) -> Result<serde_json::Value, ProviderError> {
+        let url = format!("{}{path}", self.config.api_base.trim_end_matches('/'));
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Self::read(res).await
+    }
+
+    async fn read(res: reqwest::Response) -> Result<serde_json::Value, ProviderError> {
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(ProviderError::Unavailable(format!("Stripe answered {status}")));
+        }
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<StripeError>(&body).map(|e| e.error.message).unwrap_or_default();
+            return Err(ProviderError::Refused(format!("Stripe refused ({status}): {msg}")));
+        }
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Unavailable(format!("unreadable answer: {e}")))
+    }
+
     async fn post_form(
         &self,
         path: &str,
@@ -70,16 +108,7 @@ impl Stripe {
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        let status = res.status();
-        let body = res.bytes().await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(ProviderError::Unavailable(format!("Stripe answered {status}")));
-        }
-        if !status.is_success() {
-            let msg = serde_json::from_slice::<StripeError>(&body).map(|e| e.error.message).unwrap_or_default();
-            return Err(ProviderError::Refused(format!("Stripe refused ({status}): {msg}")));
-        }
-        serde_json::from_slice(&body).map_err(|e| ProviderError::Unavailable(format!("unreadable answer: {e}")))
+        Self::read(res).await
     }
 }
 
@@ -130,17 +159,32 @@ impl Provider for Stripe {
             "checkout.session.completed" | "checkout.session.async_payment_succeeded"
                 if session["payment_status"] == "paid" =>
             {
-                Outcome::Succeeded {
-                    amount_cents: session["amount_total"].as_i64().unwrap_or(-1),
-                    currency: session["currency"].as_str().unwrap_or_default().to_uppercase(),
-                    reference: session["payment_intent"].as_str().map(str::to_owned),
-                }
+                session_outcome(&serde_json::json!({
+                    "status": "complete", "payment_status": "paid", "amount_total": session["amount_total"],
+                    "currency": session["currency"], "payment_intent": session["payment_intent"],
+                }))
+                .unwrap_or(Outcome::Ignored)
             }
             "checkout.session.async_payment_failed" => Outcome::Failed,
             "checkout.session.expired" => Outcome::Abandoned,
             _ => Outcome::Ignored,
         };
         Ok(WebhookEvent { event_id: event.id, payment, outcome })
+    }
+
+    /// `GET /v1/checkout/sessions/{id}`: complete and paid, expired, or still open.
+    async fn poll(&self, session_id: &str) -> Result<Option<Outcome>, ProviderError> {
+        let session = self.get(&format!("/v1/checkout/sessions/{}", urlencode(session_id))).await?;
+        Ok(session_outcome(&session))
+    }
+
+    /// `POST /v1/checkout/sessions/{id}/expire`; a session that is no longer open is left as it is.
+    async fn cancel(&self, session_id: &str) -> Result<(), ProviderError> {
+        let path = format!("/v1/checkout/sessions/{}/expire", urlencode(session_id));
+        match self.post_form(&path, &format!("expire-{session_id}"), &[]).await {
+            Ok(_) | Err(ProviderError::Refused(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn refund(
@@ -161,4 +205,9 @@ impl Provider for Stripe {
             other => Err(ProviderError::Refused(format!("refund status {other:?}"))),
         }
     }
+}
+
+/// A path segment from a provider's id (ids are `[A-Za-z0-9_]`, but never trust them raw).
+fn urlencode(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }

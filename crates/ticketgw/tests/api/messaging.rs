@@ -1,14 +1,18 @@
-//! Durable domain events: the outbox, in-process delivery with dead letters, and RabbitMQ with the
-//! broker stopped while bookings are made.
+//! Durable domain events: the outbox, in-process delivery with retries and dead letters, RabbitMQ
+//! with the broker stopped while bookings are made, and dead letters replayed by an admin.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc, Mutex, OnceLock,
+    },
     time::Duration,
 };
 
 use reqwest::StatusCode;
-use tg_messaging::{Consumer, OutboxWrite};
+use serde_json::{json, Value};
+use tg_messaging::{Consumer, OutboxWrite, Poison};
 use tg_platform::{bus::DomainEvent, db::Db, with_tx};
 
 use crate::{
@@ -17,18 +21,32 @@ use crate::{
 };
 
 /// A consumer that records, per message id, how often it was handed the message and how often it
-/// acted (at most once, guarded by `first_delivery` in its own transaction). It refuses messages
-/// with `poison_key`.
+/// acted (at most once, guarded by `first_delivery` in its own transaction). While `poisoned`, it
+/// refuses messages with `poison_key` as poison; it fails the first `flaky` messages it is handed
+/// with an ordinary error (as when its database is away).
 struct Recorder {
     name: &'static str,
     db: OnceLock<Db>,
     poison_key: Option<&'static str>,
+    poisoned: AtomicBool,
+    flaky: AtomicU32,
     seen: Mutex<HashMap<String, (String, u32, u32)>>,
 }
 
 impl Recorder {
     fn new(name: &'static str, poison_key: Option<&'static str>) -> Arc<Recorder> {
-        Arc::new(Recorder { name, db: OnceLock::new(), poison_key, seen: Mutex::default() })
+        Arc::new(Recorder {
+            name,
+            db: OnceLock::new(),
+            poison_key,
+            poisoned: AtomicBool::new(true),
+            flaky: AtomicU32::new(0),
+            seen: Mutex::default(),
+        })
+    }
+
+    fn handed(&self, id: &str) -> u32 {
+        self.seen.lock().unwrap().get(id).map(|(_, n, _)| *n).unwrap_or(0)
     }
 
     /// Acted-on message ids with `routing_key`, and whether any id was acted on more than once.
@@ -51,8 +69,11 @@ impl Consumer for Recorder {
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
         self.seen.lock().unwrap().entry(m.id.clone()).or_insert_with(|| (m.routing_key.clone(), 0, 0)).1 += 1;
-        if self.poison_key == Some(m.routing_key.as_str()) {
-            anyhow::bail!("cannot digest {}", m.routing_key);
+        if self.poison_key == Some(m.routing_key.as_str()) && self.poisoned.load(Ordering::SeqCst) {
+            return Err(Poison(format!("cannot digest {}", m.routing_key)).into());
+        }
+        if self.flaky.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            anyhow::bail!("database unavailable (simulated)");
         }
         let db = self.db.get().ok_or_else(|| anyhow::anyhow!("not wired yet"))?;
         let first = with_tx!(db, tx => tx.first_delivery(self.name, &m.id).await)?;
@@ -118,53 +139,85 @@ async fn cancel(app: &TestApp, booking_id: &str) {
     assert_eq!(res.status(), StatusCode::OK, "cancel of {owner}'s hold: {}", res.text().await.unwrap());
 }
 
+async fn dead_letters(app: &TestApp, admin: &str) -> Vec<(String, String)> {
+    let res = app.get("/api/v1/admin/dead-letters", Some(admin)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(body["total"].as_u64(), Some(items.len() as u64));
+    items.iter().map(|d| (d["consumer"].as_str().unwrap().into(), d["routing_key"].as_str().unwrap().into())).collect()
+}
+
+async fn wait_for_dead_letters(app: &TestApp, admin: &str, n: usize) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dead = dead_letters(app, admin).await;
+        if dead.len() >= n || tokio::time::Instant::now() > deadline {
+            return dead;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
-async fn in_process_delivery_is_exactly_once_per_consumer_and_dead_letters_poison() {
+async fn in_process_delivery_retries_failures_and_dead_letters_only_poison() {
     let good = Recorder::new("recorder", None);
+    // Its first three attempts fail as if its database were away.
+    good.flaky.store(3, Ordering::SeqCst);
     let picky = Recorder::new("picky", Some("booking.cancelled"));
     let app = spawn_with_consumers(|_| {}, vec![good.clone(), picky.clone()]).await;
     let _ = good.db.set(app.app.db.clone());
     let _ = picky.db.set(app.app.db.clone());
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
 
     bookable_event(&app, 1, 10).await;
     let bookings = book_many(&app, 5).await;
     cancel(&app, &bookings[0]).await;
 
-    wait_for("five booking.held messages", 20, || good.acted("booking.held").0.len() == 5).await;
+    // Failures are retried until they succeed: every hold acted on once, none dead-lettered.
+    wait_for("five booking.held messages", 30, || good.acted("booking.held").0.len() == 5).await;
     let (held, twice) = good.acted("booking.held");
     assert!(!twice, "a message was acted on twice");
     assert_eq!(held.len(), bookings.len());
-    wait_for("the cancellation", 20, || good.acted("booking.cancelled").0.len() == 1).await;
+    wait_for("the cancellation", 30, || good.acted("booking.cancelled").0.len() == 1).await;
     assert!(!good.acted("user.registered").0.is_empty());
-    // The picky consumer took the holds too, but dead-lettered the cancellation after its retries.
-    wait_for("the dead letter", 20, || {
-        picky.seen.lock().unwrap().values().any(|(k, n, _)| k == "booking.cancelled" && *n >= 4)
-    })
-    .await;
-    assert_eq!(picky.acted("booking.held").0.len(), 5);
+    assert!(metric(&app, "messaging_consumer_retries_total{consumer=\"recorder\"}").await >= 3.0);
+
+    // The picky consumer took the holds, and dead-lettered the poison cancellation at once.
+    wait_for("the picky consumer's holds", 30, || picky.acted("booking.held").0.len() == 5).await;
+    let dead = wait_for_dead_letters(&app, &admin, 1).await;
+    assert_eq!(dead, vec![("picky".to_owned(), "booking.cancelled".to_owned())], "only poison is dead-lettered");
+    let cancelled = picky.seen.lock().unwrap().iter().find(|(_, (k, ..))| k == "booking.cancelled").unwrap().0.clone();
+    assert_eq!(picky.handed(&cancelled), 1, "poison is not retried");
     assert!(picky.acted("booking.cancelled").0.is_empty());
-    // The dead letter is written just after the last attempt fails.
-    let mut dead: Vec<(String, String)> = Vec::new();
-    for _ in 0..100 {
-        dead = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
-            "SELECT consumer, routing_key FROM messaging_dead_letters").fetch_all(pool).await)
-        .unwrap();
-        if !dead.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(dead, vec![("picky".to_owned(), "booking.cancelled".to_owned())]);
-    // The outbox is drained and the figures are in /metrics.
-    for _ in 0..100 {
-        if outbox_len(&app.app.db).await == 0 && metric(&app, "messaging_dead_letters").await >= 1.0 {
+    outbox_drained(&app.app.db).await;
+    for _ in 0..50 {
+        if metric(&app, "messaging_dead_letters").await >= 1.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    outbox_drained(&app.app.db).await;
-    assert!(metric(&app, "messaging_dead_letters").await >= 1.0);
+    assert_eq!(metric(&app, "messaging_dead_letters").await, 1.0);
+    assert!(metric(&app, "messaging_dead_lettered_total{consumer=\"picky\"}").await >= 1.0);
     assert!(metric(&app, "messaging_relayed_total").await >= 6.0);
+
+    // Only admins see and replay dead letters; once the cause is fixed, a replay delivers it to
+    // that consumer alone.
+    let (_, user) = app.user_with(&[]).await;
+    assert_eq!(app.get("/api/v1/admin/dead-letters", Some(&user)).await.status(), StatusCode::FORBIDDEN);
+    let replay = format!("/api/v1/admin/dead-letters/picky/{cancelled}/replay");
+    assert_eq!(app.post(&replay, Some(&user), &json!({})).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post("/api/v1/admin/dead-letters/nobody/nothing/replay", Some(&admin), &json!({})).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    picky.poisoned.store(false, Ordering::SeqCst);
+    let res = app.post(&replay, Some(&admin), &json!({})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    wait_for("the replayed cancellation", 30, || picky.acted("booking.cancelled").0.len() == 1).await;
+    assert!(dead_letters(&app, &admin).await.is_empty());
+    assert_eq!(good.acted("booking.cancelled").0.len(), 1, "the replay went to the picky consumer only");
+    assert_eq!(good.handed(&cancelled), 1);
 }
 
 /// Runs `rabbitmqctl`, panicking when it fails.
@@ -249,23 +302,62 @@ async fn rabbitmq_outage_loses_nothing_and_poison_goes_to_the_dead_letter_queue(
     outbox_drained(&app.app.db).await;
 
     wait_for("the cancellation", 20, || good.acted("booking.cancelled").0.len() == 1).await;
-    // The picky consumer's cancellation message went to the dead-letter queue.
-    let mut dead = 0.0;
-    for _ in 0..100 {
-        dead = metric(&app, "messaging_dead_letters").await;
-        if dead >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(dead >= 1.0, "dead-letter queue size in /metrics");
+    // The picky consumer's poison cancellation, and nothing else, is among the dead letters: the
+    // holds were acted on, `event.published` (no consumer) was never sent.
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
+    let dead = wait_for_dead_letters(&app, &admin, 1).await;
+    assert_eq!(dead, vec![("picky".to_owned(), "booking.cancelled".to_owned())]);
+    assert!(metric(&app, "messaging_unconsumed_total").await >= 1.0, "event.published has no consumer");
+    assert_eq!(metric(&app, "messaging_unroutable_total").await, 0.0);
+
+    // Cured and replayed: delivered through the picky consumer's own queue.
+    picky.poisoned.store(false, Ordering::SeqCst);
+    let res = app.post("/api/v1/admin/dead-letters/replay", Some(&admin), &json!({"consumer": "picky"})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["replayed"], 1);
+    wait_for("the replayed cancellation", 30, || picky.acted("booking.cancelled").0.len() == 1).await;
+    assert!(dead_letters(&app, &admin).await.is_empty());
 
     delete_queues(&prefix, &["recorder", "picky", "payments", "notifications", "dead-letter"]);
 }
 
-/// Remove a test's queues from the broker.
+/// A consumer failing while its database is away is retried through the delay queues until it
+/// succeeds; nothing is dead-lettered.
+#[tokio::test]
+async fn rabbitmq_consumer_failures_are_retried_through_delay_queues() {
+    let _turn = BROKER.lock().await;
+    if !broker_reachable() {
+        return;
+    }
+    let prefix = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
+    let flaky = Recorder::new("flaky", None);
+    // Every message fails twice (1 s, then 5 s in the delay queues) before it is acted on.
+    flaky.flaky.store(8, Ordering::SeqCst);
+    let app = spawn_with_consumers(
+        |s| {
+            s.amqp_url = Some(AMQP_URL.into());
+            s.amqp_prefix = Some(prefix.clone());
+        },
+        vec![flaky.clone()],
+    )
+    .await;
+    let _ = flaky.db.set(app.app.db.clone());
+    bookable_event(&app, 1, 10).await;
+    book_many(&app, 4).await;
+    wait_for("every hold despite the failures", 60, || flaky.acted("booking.held").0.len() == 4).await;
+    assert!(!flaky.acted("booking.held").1, "a message was acted on twice");
+    assert!(metric(&app, "messaging_consumer_retries_total{consumer=\"flaky\"}").await >= 8.0);
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
+    assert!(dead_letters(&app, &admin).await.is_empty());
+    delete_queues(&prefix, &["flaky", "payments", "notifications", "dead-letter"]);
+}
+
+/// Remove a test's queues (and their delay queues) from the broker.
 pub fn delete_queues(prefix: &str, names: &[&str]) {
     for q in names {
-        let _ = std::process::Command::new("rabbitmqctl").args(["delete_queue", &format!("{prefix}.{q}")]).output();
+        let mut queues = vec![format!("{prefix}.{q}")];
+        queues.extend(tg_messaging::RETRY_DELAYS.iter().map(|d| format!("{prefix}.{q}.retry-{}s", d.as_secs())));
+        for queue in queues {
+            let _ = std::process::Command::new("rabbitmqctl").args(["delete_queue", &queue]).output();
+        }
     }
 }
