@@ -26,7 +26,7 @@ use crate::{
     external::{ExternalOidc, ExternalOidcConfig},
     issuer::Issuer,
     model::{Email, OrganizerProfile, Password, UserView},
-    ratelimit::{LoginLimiter, LoginLimits},
+    ratelimit::{LoginLimiter, LoginLimits, RegisterLimiter, RegisterLimits},
     recaptcha::{Recaptcha, RecaptchaConfig},
     store::{AccountRow, Store},
 };
@@ -49,6 +49,7 @@ pub struct UsersConfig {
     pub external_oidc: Option<ExternalOidcConfig>,
     pub recaptcha: Option<RecaptchaConfig>,
     pub login_limits: LoginLimits,
+    pub register_limits: RegisterLimits,
 }
 
 impl Default for UsersConfig {
@@ -61,6 +62,7 @@ impl Default for UsersConfig {
             external_oidc: None,
             recaptcha: None,
             login_limits: LoginLimits::default(),
+            register_limits: RegisterLimits::default(),
         }
     }
 }
@@ -71,6 +73,7 @@ pub struct UsersService {
     pub(crate) external: Option<ExternalOidc>,
     pub(crate) recaptcha: Option<Recaptcha>,
     pub(crate) limiter: LoginLimiter,
+    pub(crate) register_limiter: RegisterLimiter,
     pub(crate) bus: Bus,
     pub(crate) config: UsersConfig,
 }
@@ -101,6 +104,7 @@ impl UsersService {
             external: config.external_oidc.clone().map(ExternalOidc::new),
             recaptcha: config.recaptcha.clone().map(Recaptcha::new),
             limiter: LoginLimiter::new(config.login_limits),
+            register_limiter: RegisterLimiter::new(config.register_limits),
             bus,
             config,
         });
@@ -113,6 +117,7 @@ impl UsersService {
         loop {
             tick.tick().await;
             self.limiter.prune();
+            self.register_limiter.prune();
             if let Err(e) = self.issuer.rotate_if_due().await {
                 tracing::warn!(error = %e, "signing key rotation failed");
             }

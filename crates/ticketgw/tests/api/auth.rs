@@ -233,6 +233,40 @@ async fn login_attempts_are_limited_per_account_and_per_ip() {
 }
 
 #[tokio::test]
+async fn registrations_are_limited_per_client_ip_with_the_default_limit() {
+    let app = spawn_app().await;
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
+    // Every attempt counts, refused ones too: 2 accounts and 8 invalid forms spend the burst of 10.
+    for i in 0..2 {
+        let res = app.register(&format!("early{i}@example.com"), "correct horse battery", "E").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    for _ in 0..8 {
+        assert_eq!(app.register("bad@example.com", "short", "B").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = app.register("late@example.com", "correct horse battery", "L").await;
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&retry), "one more every 6 s, retry after {retry}");
+    assert_problem(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The refused registration created nothing.
+    let found: Value = app.get("/api/v1/admin/users?q=late%40example.com", Some(&admin)).await.json().await.unwrap();
+    assert_eq!(found["items"], json!([]), "{found}");
+    let login = json!({"email": "late@example.com", "password": "correct horse battery"});
+    let res = app.post("/api/v1/auth/login", None, &login).await;
+    assert_problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // Another client address has a bucket of its own.
+    let other =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let res = other
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "late@example.com", "password": "correct horse battery", "display_name": "L"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn account_settings_are_validated() {
     let app = spawn_app().await;
     let (_, token) = app.user_with(&[]).await;

@@ -47,12 +47,15 @@ pub struct TokenResponse {
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 409, body = Problem, description = "email taken"),
-              (status = 422, body = Problem, description = "invalid fields")))]
+              (status = 422, body = Problem, description = "invalid fields"),
+              (status = 429, body = Problem, description = "too many registrations from this client; see `Retry-After`")))]
 pub async fn register(
     svc: State,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
+    // Before anything costly: each registration hashes a password (19 MiB, tens of ms of CPU).
+    svc.register_limiter.check(ip).map_err(ApiError::too_many_requests)?;
     if let Some(r) = &svc.recaptcha {
         r.verify(req.recaptcha_token.as_deref(), "register", ip).await?;
     }
