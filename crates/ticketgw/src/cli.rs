@@ -28,6 +28,15 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Check the platform's invariants against the database (seats, money, notices); exit code 1
+    /// when one is broken.
+    Check {
+        /// Also what holds once background work caught up (no unsettled payment, no pending refund).
+        #[arg(long)]
+        settled: bool,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Domain messages: list and replay dead letters.
     Messages {
         #[command(subcommand)]
@@ -132,6 +141,19 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
                 println!("  {role:<9} {email}  password: {password}");
             }
             app.db.close().await;
+            Ok(())
+        }
+        Command::Check { settled, settings } => {
+            let s = settings.with_file()?;
+            telemetry::init(s.json_logs());
+            let db = app::open_db(&s).await?;
+            let violations = crate::invariants::check(&db, settled).await?;
+            db.close().await;
+            for v in &violations {
+                println!("violated: {v}");
+            }
+            anyhow::ensure!(violations.is_empty(), "{} invariant violation(s)", violations.len());
+            println!("all invariants hold");
             Ok(())
         }
         Command::Messages { command: MessagesCommand::DeadLetters { consumer, limit, settings } } => {

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod docs;
+pub mod invariants;
 pub mod wiring;

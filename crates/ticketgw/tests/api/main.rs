@@ -6,6 +6,7 @@ mod auth;
 mod bookings;
 mod browser;
 mod cli;
+mod crash;
 mod discovery;
 mod events;
 mod external_oidc;
