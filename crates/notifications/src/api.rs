@@ -3,9 +3,15 @@
 use std::sync::Arc;
 
 use axum::{extract::State, Json};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use serde::{Deserialize, Serialize};
-use tg_platform::{auth::Principal, http::ApiJson, problem::Problem, ApiError, ApiResult};
-use utoipa::ToSchema;
+use tg_platform::{
+    auth::Principal,
+    http::{ApiJson, ApiQuery},
+    problem::Problem,
+    ApiError, ApiResult,
+};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -26,12 +32,56 @@ pub fn router(svc: Arc<NotificationsService>) -> OpenApiRouter {
 #[derive(Serialize, ToSchema)]
 pub struct Mailbox {
     pub items: Vec<MailboxEntry>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/messages", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200, body = Mailbox, description = "the newest 100 notices")))]
-async fn my_messages(svc: Svc, me: Principal) -> ApiResult<Json<Mailbox>> {
-    Ok(Json(Mailbox { items: svc.store.mailbox(&me.user_id).await? }))
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MailboxQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 100, default 20.
+    limit: Option<i64>,
+}
+
+/// The cursor: the last notice's sort key and id, as the events listing writes its cursors.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    k: Vec<i64>,
+    id: String,
+}
+
+fn encode_cursor(last: &MailboxEntry) -> String {
+    B64.encode(serde_json::to_vec(&Cursor { k: vec![last.created_at], id: last.id.clone() }).unwrap_or_default())
+}
+
+fn decode_cursor(c: &str) -> Result<(i64, String), ApiError> {
+    B64.decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Cursor>(&b).ok())
+        .and_then(|c| match c.k[..] {
+            [at] => Some((at, c.id)),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::field("cursor", "is not a cursor from this listing"))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/messages", tag = "notifications", security(("bearer" = [])), params(MailboxQuery),
+    responses((status = 200, body = Mailbox, description = "the user's notices, newest first"),
+              (status = 422, body = Problem, description = "malformed cursor or limit out of range")))]
+async fn my_messages(svc: Svc, me: Principal, ApiQuery(q): ApiQuery<MailboxQuery>) -> ApiResult<Json<Mailbox>> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 100"));
+    }
+    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+    let mut items = svc.store.mailbox(&me.user_id, before, limit + 1).await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = items.last().filter(|_| more).map(encode_cursor);
+    Ok(Json(Mailbox { items, next_cursor }))
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

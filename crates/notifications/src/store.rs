@@ -76,11 +76,21 @@ impl Store {
         })
     }
 
-    pub async fn mailbox(&self, user_id: &str) -> Result<Vec<MailboxEntry>, sqlx::Error> {
+    /// A user's notices, newest first (id breaks ties), those after `before` = (created_at, id) of the
+    /// last one seen.
+    pub async fn mailbox(
+        &self,
+        user_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<MailboxEntry>, sqlx::Error> {
+        // No cursor: start above any real time, so one statement serves every page.
+        let (at, id) = before.unwrap_or((i64::MAX, ""));
         with_db!(&self.db, pool => sqlx::query_as(
             "SELECT id, kind, language, subject, body, booking_id, created_at FROM notifications_mailbox
-             WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100")
-            .bind(user_id).fetch_all(pool).await)
+             WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
+             ORDER BY created_at DESC, id DESC LIMIT $4")
+            .bind(user_id).bind(at).bind(id).bind(limit).fetch_all(pool).await)
     }
 
     pub async fn entry(&self, id: &str) -> Result<Option<MailboxEntry>, sqlx::Error> {
@@ -144,5 +154,58 @@ impl Store {
                 updated_at = excluded.updated_at")
             .bind(user_id).bind(telegram).bind(phone).bind(now_ms())
             .execute(pool).await.map(|_| ()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(user_id: &str, n: usize) -> NewNotice {
+        NewNotice {
+            user_id: user_id.into(),
+            kind: "welcome".into(),
+            language: "en".into(),
+            subject: format!("notice {n}"),
+            body: String::new(),
+            booking_id: None,
+            channels: Vec::new(),
+        }
+    }
+
+    /// Notices written in one transaction share their millisecond; paging must still give each once.
+    #[tokio::test]
+    async fn pages_give_every_notice_once_newest_first_even_within_one_millisecond() {
+        let dir = std::env::temp_dir().join(format!("tg-mailbox-{}", uuid::Uuid::new_v4().simple()));
+        let db = Db::connect(None, &dir, 2).await.unwrap();
+        db.migrate(vec![tg_messaging::migrations(), crate::migrations()]).await.unwrap();
+        let store = Store { db };
+        for batch in 0..3 {
+            let notices: Vec<NewNotice> =
+                (0..7).map(|i| notice("u1", batch * 7 + i)).chain([notice("u2", 99)]).collect();
+            assert!(store.record("test", &format!("m{batch}"), &notices).await.unwrap());
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let all = store.mailbox("u1", None, 100).await.unwrap();
+        assert_eq!(all.len(), 21, "only u1's notices");
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        assert_eq!(ids(&all), ids(&sorted), "newest first, id descending within a millisecond");
+
+        let mut walked = Vec::new();
+        let mut before: Option<(i64, String)> = None;
+        loop {
+            let page = store.mailbox("u1", before.as_ref().map(|(t, id)| (*t, id.as_str())), 4).await.unwrap();
+            let Some(last) = page.last() else { break };
+            before = Some((last.created_at, last.id.clone()));
+            walked.extend(page);
+        }
+        assert_eq!(ids(&walked), ids(&all));
+        store.db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn ids(entries: &[MailboxEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.id.as_str()).collect()
     }
 }

@@ -122,6 +122,7 @@ account-profile = Profile
 account-organizer = Organizing events
 account-messages = Messages
 no-messages = No messages yet.
+older-messages = Older messages
 apply-intro = Want to sell tickets? Apply for an organizer account; an admin reviews it.
 apply-button = Apply
 application-pending = Your application for { $value } is waiting for review.

@@ -116,6 +116,7 @@ account-profile = ប្រវត្តិរូប
 account-organizer = ការរៀបចំព្រឹត្តិការណ៍
 account-messages = សារ
 no-messages = មិនទាន់មានសារនៅឡើយទេ។
+older-messages = សារចាស់ៗ
 apply-intro = ចង់លក់សំបុត្រមែនទេ? ដាក់ពាក្យសុំគណនីអ្នករៀបចំ អ្នកគ្រប់គ្រងនឹងពិនិត្យ។
 apply-button = ដាក់ពាក្យ
 application-pending = ពាក្យសុំរបស់អ្នកសម្រាប់ { $value } កំពុងរង់ចាំការពិនិត្យ។

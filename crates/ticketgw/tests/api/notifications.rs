@@ -16,7 +16,7 @@ use tg_platform::auth::Role;
 
 use crate::{
     bookings::{book, bookable_event, items},
-    helpers::{serve, spawn_with, TestApp},
+    helpers::{assert_problem, serve, spawn_with, TestApp},
 };
 
 /// aiosmtpd writing each message it receives into a directory; killed on drop.
@@ -313,4 +313,84 @@ async fn ticket_holders_hear_when_their_event_changes_or_is_cancelled() {
     let cancelled = messages(&app, &holder).await.into_iter().find(|m| m["kind"] == "event_cancelled").unwrap();
     assert!(cancelled["subject"].as_str().unwrap().ends_with("is cancelled"), "{cancelled}");
     assert_eq!(kinds(messages(&app, &bystander).await), vec!["welcome".to_owned()], "only ticket holders hear of it");
+}
+
+/// Every page of `/api/v1/me/messages?limit=N`, followed by its cursors.
+async fn walk_mailbox(app: &TestApp, token: &str, limit: usize) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut path = format!("/api/v1/me/messages?limit={limit}");
+    loop {
+        let res = app.get(&path, Some(token)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let page: Value = res.json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= limit);
+        all.extend(items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(items.len(), limit, "only the last page is short");
+                let c: String = url::form_urlencoded::byte_serialize(c.as_bytes()).collect();
+                path = format!("/api/v1/me/messages?limit={limit}&cursor={c}");
+            }
+            None => return all,
+        }
+    }
+}
+
+/// A ticket holder (`email`, password "a long password") with `2 + edits` notices in their mailbox: welcome,
+/// confirmation and one per edit of the published event. Returns their access token.
+pub(crate) async fn holder_with_notices(app: &TestApp, email: &str, edits: usize) -> String {
+    let organizer = bookable_event(app, 1, 10).await;
+    let holder = register(app, email).await;
+    buy_and_pay(app, &holder).await;
+    let mut doc: Value = app.get("/api/v1/events/evt-t1", Some(&organizer)).await.json().await.unwrap();
+    for i in 0..edits {
+        doc["venue"]["name"] = json!(format!("Hall {i}"));
+        let res = app.send(Method::PUT, "/api/v1/events/evt-t1", Some(&organizer), &doc).await;
+        assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    }
+    // The consumer writes them in the background.
+    for _ in 0..200 {
+        if walk_mailbox(app, &holder, 100).await.len() >= 2 + edits {
+            return holder;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {} notices", 2 + edits);
+}
+
+#[tokio::test]
+async fn the_mailbox_pages_through_every_notice_once_newest_first() {
+    let app = spawn_with(|_| {}).await;
+    let edits = 12;
+    let holder = holder_with_notices(&app, "pager@example.com", edits).await;
+    let expected = 2 + edits;
+    let everything = walk_mailbox(&app, &holder, 100).await;
+    assert_eq!(everything.len(), expected, "{everything:?}");
+    let key = |m: &Value| (m["created_at"].as_i64().unwrap(), m["id"].as_str().unwrap().to_owned());
+    let mut sorted = everything.clone();
+    sorted.sort_by_key(|m| std::cmp::Reverse(key(m)));
+    assert_eq!(everything, sorted, "newest first, then by id");
+
+    // Pages of 5 (5 + 5 + 4) give the same notices in the same order, each once.
+    let paged = walk_mailbox(&app, &holder, 5).await;
+    assert_eq!(paged, everything);
+    let default: Value = app.get("/api/v1/me/messages", Some(&holder)).await.json().await.unwrap();
+    assert_eq!(default["items"].as_array().unwrap().len(), expected.min(20), "20 by default");
+
+    // Malformed cursors and limits out of range are problems naming the parameter.
+    let forged = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"k":[],"id":"x"}"#);
+    for (query, field) in [
+        ("cursor=not-a-cursor", "cursor"),
+        (&format!("cursor={forged}") as &str, "cursor"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+    ] {
+        let res = app.get(&format!("/api/v1/me/messages?{query}"), Some(&holder)).await;
+        let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    let res = app.get("/api/v1/me/messages?limit=many", Some(&holder)).await;
+    assert!(res.status().is_client_error());
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
 }

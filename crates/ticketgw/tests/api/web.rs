@@ -804,3 +804,35 @@ async fn events_go_into_calendars_for_those_who_may_see_them() {
     assert_eq!(private_ics.status, StatusCode::NOT_FOUND);
     assert!(!private_ics.body.contains("BEGIN:VCALENDAR"));
 }
+
+#[tokio::test]
+async fn the_account_page_pages_through_older_messages() {
+    let app = spawn_app().await;
+    crate::notifications::holder_with_notices(&app, "reader@example.com", 12).await;
+    let mut b = Browser::new(&app);
+    b.get("/login").await;
+    let page = b.post("/login", &[("email", "reader@example.com"), ("password", "a long password")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+
+    let newest = b.get("/account").await;
+    assert_eq!(newest.status, StatusCode::OK);
+    assert_eq!(newest.body.matches("class=\"message\"").count(), 10, "ten per page");
+    // Newest first: the ten latest event changes, not the welcome or the confirmation.
+    assert_eq!(newest.body.matches("has changed").count(), 10);
+    // The link to the older page: the only href on the line of its label.
+    let line = newest.body.lines().find(|l| l.contains("Older messages")).expect("an older messages link");
+    let href = line.split("href=\"").nth(1).and_then(|h| h.split('"').next()).unwrap();
+    let href = href.replace("&#x2f;", "/").replace("&#x3d;", "=").replace("&amp;", "&").replace("&#x23;", "#");
+    assert!(href.starts_with("/account?messages="), "{href}");
+    let older = b.get(&href).await;
+    assert_eq!(older.status, StatusCode::OK);
+    assert_eq!(older.body.matches("class=\"message\"").count(), 4, "the other four");
+    assert_eq!(older.body.matches("has changed").count(), 2);
+    assert!(older.body.contains("Your tickets for") && older.body.contains("Welcome to Ticket Gateway"));
+    assert!(!older.body.contains("Older messages"), "the last page");
+
+    // A stale or made-up cursor shows the newest messages.
+    let bad = b.get("/account?messages=not-a-cursor").await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert_eq!(bad.body.matches("class=\"message\"").count(), 10);
+}

@@ -10,7 +10,7 @@ use axum_extra::extract::{cookie::Cookie, CookieJar};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ok, render, see_other};
+use super::{enc, ok, render, see_other};
 use crate::{
     ctx::{cleared_token_cookies, lang_cookie, token_cookies, CsrfForm, Ctx, PageResult, Problem, REFRESH_COOKIE},
     format,
@@ -186,6 +186,8 @@ struct AccountPage {
     apply: ApplyForm,
     application: Option<ApplicationView>,
     messages: Vec<(String, Message)>,
+    /// Link to the next, older page of messages.
+    older_messages: Option<String>,
     problem: Option<Problem>,
     saved: bool,
 }
@@ -201,7 +203,16 @@ impl AccountPage {
     }
 }
 
-async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool, typed: Option<&CsrfForm>) -> PageResult {
+/// Messages shown per page of the account page.
+const MESSAGES_PER_PAGE: usize = 10;
+
+async fn account_page(
+    ctx: Ctx,
+    problem: Option<Problem>,
+    saved: bool,
+    typed: Option<&CsrfForm>,
+    messages_cursor: Option<&str>,
+) -> PageResult {
     let mut me = ctx.require_login()?.clone();
     let mut apply = ApplyForm::default();
     if let Some(f) = typed {
@@ -218,24 +229,40 @@ async fn account_page(ctx: Ctx, problem: Option<Problem>, saved: bool, typed: Op
         };
     }
     let application = ctx.get::<ApplicationView>("/api/v1/me/organizer-application").await.ok();
-    let messages: List<Message> = ctx.get("/api/v1/me/messages").await.map_err(|p| ctx.fail(p))?;
+    let mut path = format!("/api/v1/me/messages?limit={MESSAGES_PER_PAGE}");
+    if let Some(c) = messages_cursor.filter(|c| !c.is_empty()) {
+        path += &format!("&cursor={}", enc(c));
+    }
+    let messages: List<Message> = match ctx.get(&path).await {
+        Ok(page) => page,
+        // A stale or hand-made cursor: show the newest messages instead of an error.
+        Err(p) if p.status == 400 || p.status == 422 => {
+            ctx.get(&format!("/api/v1/me/messages?limit={MESSAGES_PER_PAGE}")).await.map_err(|p| ctx.fail(p))?
+        }
+        Err(p) => return Err(ctx.fail(p)),
+    };
     let mut channels: Channels = ctx.get("/api/v1/me/notification-channels").await.map_err(|p| ctx.fail(p))?;
     if let Some(f) = typed.filter(|f| f.fields().iter().any(|(k, _)| k == "phone")) {
         channels = Channels { telegram_chat_id: f.opt("telegram_chat_id"), phone: f.opt("phone") };
     }
-    let messages = messages.items.into_iter().take(10).map(|m| (format::millis(m.created_at), m)).collect();
+    let older_messages = messages.next_cursor.map(|c| format!("/account?messages={}#inbox-h", enc(&c)));
+    let messages = messages.items.into_iter().map(|m| (format::millis(m.created_at), m)).collect();
     let status = problem.as_ref().and_then(|p| StatusCode::from_u16(p.status).ok()).unwrap_or(StatusCode::OK);
-    Ok(render(&AccountPage { ctx, me, channels, apply, application, messages, problem, saved }, status))
+    let page = AccountPage { ctx, me, channels, apply, application, messages, older_messages, problem, saved };
+    Ok(render(&page, status))
 }
 
 #[derive(Deserialize)]
 pub struct SavedQuery {
     #[serde(default)]
     saved: Option<String>,
+    /// Cursor of the page of messages to show (newest when absent).
+    #[serde(default)]
+    messages: Option<String>,
 }
 
 pub async fn account(ctx: Ctx, Query(q): Query<SavedQuery>) -> PageResult {
-    account_page(ctx, None, q.saved.is_some(), None).await
+    account_page(ctx, None, q.saved.is_some(), None, q.messages.as_deref()).await
 }
 
 pub async fn update_account(form: CsrfForm) -> PageResult {
@@ -247,7 +274,7 @@ pub async fn update_account(form: CsrfForm) -> PageResult {
             let lang = Lang::parse(&me.language).unwrap_or(ctx.lang);
             Ok(with_cookies(see_other("/account?saved=1"), [lang_cookie(ctx.web(), lang)]))
         }
-        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form), None).await,
         Err(p) => Err(ctx.fail(p)),
     }
 }
@@ -258,7 +285,7 @@ pub async fn update_channels(form: CsrfForm) -> PageResult {
     let body = json!({ "telegram_chat_id": form.opt("telegram_chat_id"), "phone": form.opt("phone") });
     match ctx.send::<serde_json::Value>(Method::PUT, "/api/v1/me/notification-channels", &body, None).await {
         Ok(_) => Ok(see_other("/account?saved=1")),
-        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form), None).await,
         Err(p) => Err(ctx.fail(p)),
     }
 }
@@ -272,7 +299,7 @@ pub async fn apply_organizer(form: CsrfForm) -> PageResult {
     });
     match ctx.send::<serde_json::Value>(Method::POST, "/api/v1/organizer-applications", &body, None).await {
         Ok(_) => Ok(see_other("/account?saved=1")),
-        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form)).await,
+        Err(p) if p.status < 500 && p.status != 401 => account_page(ctx, Some(p), false, Some(&form), None).await,
         Err(p) => Err(ctx.fail(p)),
     }
 }
