@@ -14,6 +14,7 @@ mod helpers;
 mod messaging;
 mod notifications;
 mod organizers;
+mod outage;
 mod payments;
 mod platform;
 mod recaptcha;
