@@ -427,10 +427,23 @@ async fn khqr_codes_pass_the_bakong_sdk_and_polling_confirms() {
 /// A form as sent: (name, value) pairs.
 type Form = Vec<(String, String)>;
 
-/// A server speaking Stripe's Checkout Sessions and Refunds API; it records (path, form) of each call.
+/// A server speaking Stripe's Checkout Sessions and Refunds API; it records (path, form) of each call
+/// and keeps its sessions (`cs_test_1`, `cs_test_2`, …) so that they can be looked up and expired.
 #[derive(Clone, Default)]
 struct FakeStripe {
     requests: Arc<Mutex<Vec<(String, Form)>>>,
+    sessions: Arc<Mutex<Vec<Value>>>,
+}
+
+impl FakeStripe {
+    /// The payer completes session `n` (1-based) at Stripe; no webhook is sent.
+    fn pay(&self, n: usize) {
+        let mut sessions = self.sessions.lock().unwrap();
+        let s = &mut sessions[n - 1];
+        s["status"] = json!("complete");
+        s["payment_status"] = json!("paid");
+        s["payment_intent"] = json!(format!("pi_test_{n}"));
+    }
 }
 
 async fn stripe_call(
@@ -448,14 +461,38 @@ async fn stripe_call(
     let form: Form = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     s.requests.lock().unwrap().push((uri.path().to_owned(), form.clone()));
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    match uri.path() {
-        "/v1/checkout/sessions" => (
-            AxumStatus::OK,
-            Json(json!({"id": "cs_test_1", "object": "checkout.session",
-            "url": "https://checkout.stripe.test/c/pay/cs_test_1", "status": "open", "payment_status": "unpaid",
-            "amount_total": get("line_items[0][price_data][unit_amount]").parse::<i64>().unwrap_or(0),
-            "metadata": {"payment_id": get("metadata[payment_id]")}})),
-        ),
+    let mut sessions = s.sessions.lock().unwrap();
+    let path = uri.path();
+    if let Some(id) = path.strip_prefix("/v1/checkout/sessions/") {
+        let (id, expire) = match id.strip_suffix("/expire") {
+            Some(id) => (id, true),
+            None => (id, false),
+        };
+        let Some(session) = sessions.iter_mut().find(|s| s["id"] == id) else {
+            return (AxumStatus::NOT_FOUND, Json(json!({"error": {"message": "No such checkout.session"}})));
+        };
+        if expire {
+            if session["status"] != "open" {
+                return (
+                    AxumStatus::BAD_REQUEST,
+                    Json(json!({"error": {"message": "Only Checkout Sessions with a status of open can be expired."}})),
+                );
+            }
+            session["status"] = json!("expired");
+        }
+        return (AxumStatus::OK, Json(session.clone()));
+    }
+    match path {
+        "/v1/checkout/sessions" => {
+            let id = format!("cs_test_{}", sessions.len() + 1);
+            let session = json!({"id": id, "object": "checkout.session",
+                "url": format!("https://checkout.stripe.test/c/pay/{id}"), "status": "open", "payment_status": "unpaid",
+                "amount_total": get("line_items[0][price_data][unit_amount]").parse::<i64>().unwrap_or(0),
+                "currency": get("line_items[0][price_data][currency]"), "payment_intent": null,
+                "metadata": {"payment_id": get("metadata[payment_id]")}});
+            sessions.push(session.clone());
+            (AxumStatus::OK, Json(session))
+        }
         "/v1/refunds" => (
             AxumStatus::OK,
             Json(json!({"id": "re_test_1", "object": "refund", "status": "succeeded",
@@ -560,4 +597,58 @@ fn provider_settings_are_safe_by_default() {
     assert!(demo.sandbox && demo.khqr.is_some());
     let explicit = Settings { khqr_account_id: Some("a@b".into()), payments_sandbox: Some(true), ..Default::default() };
     assert!(explicit.payments(listen).unwrap().sandbox);
+}
+
+/// Reconciliation settles what no webhook or message did: a Stripe session paid without its
+/// webhook arriving, a session left open after its hold is gone (expired at Stripe, abandoned here),
+/// and a success whose `payment.succeeded` was lost.
+#[tokio::test]
+async fn reconciliation_asks_the_provider_and_settles_what_no_message_did() {
+    let stripe = FakeStripe::default();
+    let base = serve(Router::new().fallback(stripe_call).with_state(stripe.clone())).await;
+    let app = spawn_with(|s| {
+        s.stripe_secret_key = Some("sk_test_ticketgw".into());
+        s.stripe_webhook_secret = Some("whsec_test_ticketgw".into());
+        s.stripe_api_url = Some(base.clone());
+        s.payments_reconcile_after_secs = Some(1);
+    })
+    .await;
+    bookable_event(&app, 1, 10).await;
+
+    // Paid at Stripe; its webhook never comes. Before the threshold nothing is asked.
+    let (buyer, hold) = buyer_with_hold(&app, &[("vip", 1)]).await;
+    let booking = hold["id"].as_str().unwrap();
+    let started: Value = pay(&app, &buyer, "a", booking, "stripe").await.json().await.unwrap();
+    stripe.pay(1);
+    eventually("the booking confirmed by reconciliation", || async {
+        booking_status(&app, booking).await == "confirmed"
+    })
+    .await;
+    let paid = payment(&app, &buyer, started["id"].as_str().unwrap()).await;
+    assert_eq!(paid["status"], "succeeded");
+    assert!(stripe.requests.lock().unwrap().iter().any(|(p, _)| p == "/v1/checkout/sessions/cs_test_1"));
+
+    // Open at Stripe while the hold is cancelled: expired at Stripe, abandoned here.
+    let (buyer2, hold2) = buyer_with_hold(&app, &[("vip", 1)]).await;
+    let booking2 = hold2["id"].as_str().unwrap();
+    let started2: Value = pay(&app, &buyer2, "b", booking2, "stripe").await.json().await.unwrap();
+    let res = app.post(&format!("/api/v1/bookings/{booking2}/cancel"), Some(&buyer2), &json!({})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let pid2 = started2["id"].as_str().unwrap().to_owned();
+    eventually("the open payment abandoned", || async { payment(&app, &buyer2, &pid2).await["status"] == "abandoned" })
+        .await;
+    assert_eq!(stripe.sessions.lock().unwrap()[1]["status"], "expired");
+
+    // A success stored without its message (as when it was lost): settled by the sweep.
+    let (buyer3, hold3) = buyer_with_hold(&app, &[("vip", 1)]).await;
+    let booking3 = hold3["id"].as_str().unwrap();
+    let started3: Value = pay(&app, &buyer3, "c", booking3, "stripe").await.json().await.unwrap();
+    tg_platform::with_db!(&app.app.db, pool => sqlx::query(
+        "UPDATE payments_payments SET status = 'succeeded', charge_ref = 'pi_lost' WHERE id = $1")
+        .bind(started3["id"].as_str().unwrap()).execute(pool).await.map(|_| ()))
+    .unwrap();
+    eventually("the lost success settled", || async { booking_status(&app, booking3).await == "confirmed" }).await;
+
+    let violations = ticketgw::invariants::check(&app.app.db, true).await.unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
 }
