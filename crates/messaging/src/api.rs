@@ -35,7 +35,7 @@ pub struct DeadLetterQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DeadLetters {
     pub items: Vec<DeadLetter>,
     /// Dead letters in all (of every consumer).
@@ -58,7 +58,7 @@ async fn list(
     Ok(Json(DeadLetters { items, total: dead_letters::count(&db).await? }))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Replayed {
     /// Dead letters given back to their consumer (delivered within seconds).
     pub replayed: u64,

@@ -3,12 +3,12 @@
 //! dead-letter queue). An admin lists them and replays one or all once the cause is fixed: a replay
 //! moves the message to `messaging_retries`, due now, for that consumer only.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
 use utoipa::ToSchema;
 
 /// A message one consumer gave up on.
-#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct DeadLetter {
     /// The message id.
     pub id: String,

@@ -836,3 +836,46 @@ async fn the_account_page_pages_through_older_messages() {
     assert_eq!(bad.status, StatusCode::OK);
     assert_eq!(bad.body.matches("class=\"message\"").count(), 10);
 }
+
+#[tokio::test]
+async fn admins_list_and_replay_dead_letters_from_their_page() {
+    let app = spawn_app().await;
+    let db = &app.app.db;
+    // A message the notifications consumer gave up on (for a user who no longer exists, say).
+    let message = json!({"id": "m-1", "routing_key": "user.registered", "occurred_at": "2026-11-29T00:00:00Z",
+                         "payload": {"user_id": "nobody"}});
+    tg_messaging::dead_letters::record(
+        db,
+        "notifications",
+        "m-1",
+        "user.registered",
+        &message.to_string(),
+        "poison message: <b>x</b>",
+    )
+    .await
+    .unwrap();
+    app.app
+        .users
+        .create_user("ops@example.com", "a long password", "Ops", &[tg_platform::auth::Role::Admin])
+        .await
+        .unwrap();
+    let (email, _) = user(&app).await;
+    let mut attendee = Browser::new(&app);
+    attendee.sign_in(&email, "a long password").await;
+    assert_eq!(attendee.get("/admin/dead-letters").await.status, StatusCode::FORBIDDEN);
+    let refused = attendee.post("/admin/dead-letters/replay", &[("consumer", "notifications"), ("id", "m-1")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let mut admin = Browser::new(&app);
+    admin.sign_in("ops@example.com", "a long password").await;
+    let page = admin.get("/admin/dead-letters").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("user.registered") && page.body.contains("m-1"), "{}", page.body);
+    assert!(page.body.contains("poison message:") && !page.body.contains("<b>x</b>"), "the error is escaped");
+    let done = admin.post("/admin/dead-letters/replay", &[("consumer", "notifications"), ("id", "m-1")]).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/admin/dead-letters"));
+    // Back with its consumer: gone from the list, waiting (due now) for its next attempt.
+    assert_eq!(tg_messaging::dead_letters::count(db).await.unwrap(), 0);
+    let empty = admin.get("/admin/dead-letters").await;
+    assert!(empty.body.contains("No dead letters"), "{}", empty.body);
+}

@@ -1,4 +1,4 @@
-//! Admin pages: users and roles, organizer applications, event moderation, audit log. The API
+//! Admin pages: users and roles, organizer applications, event moderation, audit log, dead letters. The API
 //! refuses non-admins on every call these pages make; the pages only add a friendlier 403.
 
 use askama::Template;
@@ -196,4 +196,55 @@ pub async fn audit(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
         .collect();
     let next = page.next_cursor.map(|c| format!("/admin/audit?cursor={}", enc(&c)));
     Ok(ok(&Audit { ctx, entries, next }))
+}
+
+/// A dead letter as the page shows it.
+pub struct DeadLetterLine {
+    pub id: String,
+    pub consumer: String,
+    pub routing_key: String,
+    pub error: String,
+    pub failed_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_dead_letters.html")]
+struct DeadLetters {
+    ctx: Ctx,
+    letters: Vec<DeadLetterLine>,
+    total: i64,
+}
+
+/// Messages a consumer could never handle, newest first, each with a replay button.
+pub async fn dead_letters(ctx: Ctx) -> PageResult {
+    require_admin(&ctx)?;
+    let page: tg_messaging::api::DeadLetters =
+        ctx.get("/api/v1/admin/dead-letters?limit=200").await.map_err(|p| ctx.fail(p))?;
+    let letters = page
+        .items
+        .into_iter()
+        .map(|d| DeadLetterLine {
+            failed_at: tg_platform::clock::rfc3339(d.failed_at),
+            id: d.id,
+            consumer: d.consumer,
+            routing_key: d.routing_key,
+            error: d.error,
+        })
+        .collect();
+    Ok(ok(&DeadLetters { ctx, letters, total: page.total }))
+}
+
+/// Replay one dead letter (consumer and id given) or all of them.
+pub async fn replay_dead_letters(form: CsrfForm) -> PageResult {
+    let ctx = form.ctx.clone();
+    require_admin(&ctx)?;
+    let (consumer, id) = (form.get("consumer"), form.get("id"));
+    let path = if consumer.is_empty() || id.is_empty() {
+        "/api/v1/admin/dead-letters/replay".to_owned()
+    } else {
+        format!("/api/v1/admin/dead-letters/{}/{}/replay", enc(consumer), enc(id))
+    };
+    let _: tg_messaging::api::Replayed =
+        ctx.send(Method::POST, &path, &json!({}), None).await.map_err(|p| ctx.fail(p))?;
+    Ok(see_other("/admin/dead-letters"))
 }

@@ -64,6 +64,8 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/admin/applications/{id}/decision", post(admin::decide))
         .route("/admin/events", get(admin::events))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/dead-letters", get(admin::dead_letters))
+        .route("/admin/dead-letters/replay", post(admin::replay_dead_letters))
 }
 
 /// A rendered page with the UI's security headers. Pages are personal, so shared caches keep none.
