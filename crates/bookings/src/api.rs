@@ -139,7 +139,7 @@ async fn ticket_qr(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -> Api
 async fn ticket_keys(svc: Svc, ApiPath(id): ApiPath<String>) -> ApiResult<Json<serde_json::Value>> {
     let event = svc.events.event(&id).await.map_err(ApiError::from_anyhow)?;
     let event = event.filter(|e| e.status != "draft").ok_or_else(|| ApiError::not_found("event"))?;
-    Ok(Json(svc.keys.public_jwks(&event.id).await.map_err(ApiError::internal)?))
+    Ok(Json(svc.keys.public_jwks(&event.id).await.map_err(ApiError::from_anyhow)?))
 }
 
 async fn require_scanner(svc: &BookingsService, me: &Principal, event_id: &str) -> ApiResult<String> {
@@ -224,7 +224,7 @@ async fn attendee_list(svc: &BookingsService, me: &Principal, id: &str) -> ApiRe
     let mut out = Vec::with_capacity(tickets.len());
     for t in tickets {
         if !contacts.contains_key(&t.user_id) {
-            let c = svc.users.contact(&t.user_id).await.map_err(ApiError::internal)?;
+            let c = svc.users.contact(&t.user_id).await.map_err(ApiError::from_anyhow)?;
             contacts.insert(t.user_id.clone(), c.unwrap_or_default());
         }
         let (name, email) = contacts[&t.user_id].clone();

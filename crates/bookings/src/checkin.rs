@@ -57,7 +57,7 @@ impl Scan {
 impl BookingsService {
     /// Whether the caller may scan at this event: its organizer, an admin, or appointed door staff.
     pub async fn may_scan(&self, p: &Principal, event_id: &str) -> ApiResult<bool> {
-        if self.events.manages(p, event_id).await.map_err(ApiError::internal)? {
+        if self.events.manages(p, event_id).await.map_err(ApiError::from_anyhow)? {
             return Ok(true);
         }
         match &p.email {
@@ -100,7 +100,7 @@ impl BookingsService {
     async fn evaluate(&self, event_id: &str, scan: &Scan, at: i64) -> ApiResult<ScanResult> {
         // `validate` made sure exactly one of token and code is given.
         let ticket = if let Some(token) = &scan.token {
-            let Some(claims) = self.keys.verify(token).await.map_err(ApiError::internal)? else {
+            let Some(claims) = self.keys.verify(token).await.map_err(ApiError::from_anyhow)? else {
                 return Ok(ScanResult::bare("forged"));
             };
             self.store.ticket(&claims.tid).await?.filter(|t| t.event_id == claims.eid)

@@ -378,7 +378,7 @@ impl BookingsService {
         tickets: Option<&[String]>,
     ) -> ApiResult<(BookingView, i64)> {
         let b = self.booking_view(booking_id).await?;
-        let manages = self.events.manages(p, &b.event_id).await.map_err(ApiError::internal)?;
+        let manages = self.events.manages(p, &b.event_id).await.map_err(ApiError::from_anyhow)?;
         if b.user_id != p.user_id && !manages {
             return Err(ApiError::not_found("booking"));
         }

@@ -222,7 +222,7 @@ struct MineQuery {
 #[utoipa::path(get, path = "/api/v1/me/events", tag = "events", security(("bearer" = [])), params(MineQuery),
     responses((status = 200, body = EventPage), (status = 403, body = Problem)))]
 async fn my_events(svc: Svc, me: Principal, ApiQuery(q): ApiQuery<MineQuery>) -> ApiResult<Json<EventPage>> {
-    let org = svc.organizers.organizer_of_user(&me.user_id).await.map_err(ApiError::internal)?;
+    let org = svc.organizers.organizer_of_user(&me.user_id).await.map_err(ApiError::from_anyhow)?;
     let Some(org) = org else { return Err(ApiError::forbidden("you have no organizer profile")) };
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let mut rows = svc.store.by_organizer(&org.id, q.cursor.as_deref(), limit + 1).await?;
@@ -315,7 +315,7 @@ async fn rate(
         return Err(ApiError::conflict("not_published", "drafts cannot be rated"));
     }
     // Only attendees rate, once bookings exist; until then rating is open to signed-in users.
-    if svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::internal)? == Some(false) {
+    if svc.bookings.attended(&row.id, &me.user_id).await.map_err(ApiError::from_anyhow)? == Some(false) {
         return Err(ApiError::forbidden("only attendees with a ticket can rate this event"));
     }
     svc.store.rate(&row.id, &me.user_id, req.stars).await?;

@@ -111,7 +111,7 @@ impl EventsService {
         if !p.has_role(Role::Organizer) && !p.is_admin() {
             return Ok(None);
         }
-        Ok(self.organizers.organizer_of_user(&p.user_id).await.map_err(ApiError::internal)?.map(|o| o.id))
+        Ok(self.organizers.organizer_of_user(&p.user_id).await.map_err(ApiError::from_anyhow)?.map(|o| o.id))
     }
 
     /// Whether the caller may manage (edit, publish, see drafts of) this event.
@@ -153,7 +153,7 @@ impl EventsService {
             doc.venue.online_url = None;
             return Ok(());
         };
-        let holder = self.bookings.attended(&row.id, &p.user_id).await.map_err(ApiError::internal)? == Some(true);
+        let holder = self.bookings.attended(&row.id, &p.user_id).await.map_err(ApiError::from_anyhow)? == Some(true);
         if !holder && !self.can_manage(p, row).await? {
             doc.venue.online_url = None;
         }
@@ -162,13 +162,13 @@ impl EventsService {
 
     /// The full document of a stored event, with server-owned fields filled in.
     pub(crate) async fn document(&self, row: &EventRow) -> ApiResult<EventDocument> {
-        let sold = self.bookings.sold_totals(std::slice::from_ref(&row.id)).await.map_err(ApiError::internal)?;
+        let sold = self.bookings.sold_totals(std::slice::from_ref(&row.id)).await.map_err(ApiError::from_anyhow)?;
         Ok(to_document(row, sold.get(&row.id).copied().unwrap_or(0)))
     }
 
     pub(crate) async fn documents(&self, rows: &[EventRow]) -> ApiResult<Vec<EventDocument>> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let sold = self.bookings.sold_totals(&ids).await.map_err(ApiError::internal)?;
+        let sold = self.bookings.sold_totals(&ids).await.map_err(ApiError::from_anyhow)?;
         Ok(rows.iter().map(|r| to_document(r, sold.get(&r.id).copied().unwrap_or(0))).collect())
     }
 
@@ -190,7 +190,7 @@ impl EventsService {
         if !doc.organizer.id.is_empty() && doc.organizer.id != org_id {
             return Err(ApiError::field("organizer.id", "must be your own organizer profile"));
         }
-        let profile = self.organizers.organizer(&org_id).await.map_err(ApiError::internal)?;
+        let profile = self.organizers.organizer(&org_id).await.map_err(ApiError::from_anyhow)?;
         let Some(profile) = profile else { return Err(ApiError::field("organizer.id", "no such organizer")) };
         fill_organizer(&mut doc, profile);
         if !matches!(doc.status.as_str(), "draft" | "published") {
@@ -244,7 +244,7 @@ impl EventsService {
 
     /// A ticket type's quantity may not drop below what is sold or held, and such a type may not vanish.
     async fn check_inventory_kept(&self, event_id: &str, doc: &EventDocument) -> ApiResult<()> {
-        let counts = self.bookings.counts(event_id).await.map_err(ApiError::internal)?;
+        let counts = self.bookings.counts(event_id).await.map_err(ApiError::from_anyhow)?;
         let mut errors = Vec::new();
         let mut taken_total = 0;
         for (type_id, c) in &counts {

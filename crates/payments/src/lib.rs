@@ -160,7 +160,7 @@ impl PaymentsService {
             let offered = self.provider_names().join(", ");
             return Err(ApiError::field("provider", format!("unknown provider; available: {offered}")));
         };
-        let booking = self.bookings.booking(booking_id).await.map_err(ApiError::internal)?;
+        let booking = self.bookings.booking(booking_id).await.map_err(ApiError::from_anyhow)?;
         let Some(booking) = booking.filter(|b| b.user_id == p.user_id) else {
             return Err(ApiError::field("booking_id", "no such booking of yours"));
         };

@@ -64,7 +64,7 @@ pub async fn register(
         CreateUserError::Password(m) => ApiError::field("password", m),
         CreateUserError::DisplayName(m) => ApiError::field("display_name", m),
         CreateUserError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
-        CreateUserError::Other(e) => ApiError::internal(e),
+        CreateUserError::Other(e) => ApiError::from_anyhow(e),
     })?;
     svc.store.audit(Some(&user.id), "user.registered", Some(&user.id), &serde_json::json!({})).await?;
     tracing::info!(user_id = %user.id, "user registered");
@@ -109,7 +109,7 @@ async fn issue_tokens(svc: &UsersService, user_id: &str, family: &str) -> ApiRes
         .issuer
         .mint_access(user_id, account.email.as_deref(), &account.display_name, &roles)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_anyhow)?;
     let (refresh, hash) = svc.issuer.new_refresh_token();
     let expires = tg_platform::clock::now_ms() + svc.config.refresh_token_ttl.as_millis() as i64;
     svc.store.insert_refresh(&hash, user_id, family, expires).await?;
