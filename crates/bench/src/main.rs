@@ -1,11 +1,13 @@
 //! `tg-bench`: benchmarks of Ticket Gateway over real HTTP against the real application.
 //!
 //! `tg-bench flash-sale` runs a flash sale against one hot ticket type (see `flash.rs`).
+//! `tg-bench accounts` registers and logs in against a running server (see `accounts.rs`).
 //! `tg-bench catalog` measures the event catalog: for each size N it creates a PostgreSQL database, builds
 //! the application on 127.0.0.1 (`ticketgw::app::build`, as the integration tests do), seeds N published
 //! public events through the events store, and hammers `GET /api/v1/events` with each query kind in turn,
 //! then with all of them mixed. It prints a Markdown table per size and a table of p99 growth across sizes.
 
+mod accounts;
 mod flash;
 mod load;
 mod queries;
@@ -43,6 +45,8 @@ enum Command {
     Catalog(CatalogArgs),
     /// A flash sale: many buyers with real tokens holding tickets of one hot ticket type.
     FlashSale(flash::FlashArgs),
+    /// Registrations and logins (argon2 hashing) against a running server, with its memory before and after.
+    Accounts(accounts::AccountsArgs),
 }
 
 #[derive(Parser, Clone)]
@@ -118,6 +122,7 @@ async fn main() -> ExitCode {
     let res = match Cli::parse().command {
         Command::Catalog(args) => catalog(args).await,
         Command::FlashSale(args) => flash::flash_sale(args).await,
+        Command::Accounts(args) => accounts::accounts(args).await,
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
