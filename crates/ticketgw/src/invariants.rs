@@ -64,19 +64,36 @@ async fn counters_equal_rows(db: &Db) -> anyhow::Result<Vec<Violation>> {
     Ok(out)
 }
 
+/// A payment that took money, with what its booking and refunds say.
+#[derive(sqlx::FromRow)]
+struct PaidRow {
+    id: String,
+    booking_id: String,
+    status: String,
+    amount: i64,
+    refunded: i64,
+    booking_status: Option<String>,
+    seats: i64,
+    tickets: i64,
+    refund_rows: i64,
+}
+
 /// Money taken means tickets or the money back: a successful payment's booking is confirmed with
 /// its tickets, a refunded one's refunds add up to what was refunded, and (settled) nothing is left
 /// pending that should have been resolved.
 async fn paid_means_tickets_or_refund(db: &Db, settled: bool) -> anyhow::Result<Vec<Violation>> {
-    let paid: Vec<(String, String, String, i64, i64, Option<String>, i64, i64, i64)> = with_db!(db, pool => sqlx::query_as(
-        "SELECT p.id, p.booking_id, p.status, p.amount_cents, p.refunded_cents, b.status,
-            (SELECT CAST(COALESCE(SUM(it.quantity), 0) AS BIGINT) FROM bookings_items it WHERE it.booking_id = p.booking_id),
-            (SELECT COUNT(*) FROM bookings_tickets t WHERE t.booking_id = p.booking_id),
-            (SELECT CAST(COALESCE(SUM(r.amount_cents), 0) AS BIGINT) FROM payments_refunds r WHERE r.payment_id = p.id)
+    let paid: Vec<PaidRow> = with_db!(db, pool => sqlx::query_as(
+        "SELECT p.id, p.booking_id, p.status, p.amount_cents AS amount, p.refunded_cents AS refunded,
+            b.status AS booking_status,
+            (SELECT CAST(COALESCE(SUM(it.quantity), 0) AS BIGINT) FROM bookings_items it WHERE it.booking_id = p.booking_id) AS seats,
+            (SELECT COUNT(*) FROM bookings_tickets t WHERE t.booking_id = p.booking_id) AS tickets,
+            (SELECT CAST(COALESCE(SUM(r.amount_cents), 0) AS BIGINT) FROM payments_refunds r WHERE r.payment_id = p.id) AS refund_rows
          FROM payments_payments p LEFT JOIN bookings_bookings b ON b.id = p.booking_id
          WHERE p.status IN ('succeeded', 'partially_refunded', 'refunded')").fetch_all(pool).await)?;
     let mut out = Vec::new();
-    for (id, booking, status, amount, refunded, booking_status, seats, tickets, refund_rows) in paid {
+    for PaidRow { id, booking_id: booking, status, amount, refunded, booking_status, seats, tickets, refund_rows } in
+        paid
+    {
         if refund_rows != refunded {
             out.push(format!("payment {id}: refunded {refunded} but refunds add up to {refund_rows}"));
         }
