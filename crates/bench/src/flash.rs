@@ -52,7 +52,7 @@ fn iso(offset_days: i64) -> String {
 }
 
 /// An event on sale now with one hot ticket type.
-fn hot_event(id: &str, stock: i64, max_per_user: i64) -> Value {
+pub(crate) fn hot_event(id: &str, stock: i64, max_per_user: i64) -> Value {
     let mut d = ticketgw::demo::fixture_shifted(2);
     d["id"] = json!(id);
     d["slug"] = json!(id);

@@ -8,6 +8,7 @@
 //! then with all of them mixed. It prints a Markdown table per size and a table of p99 growth across sizes.
 
 mod accounts;
+mod chaos;
 mod flash;
 mod load;
 mod queries;
@@ -45,6 +46,9 @@ enum Command {
     Catalog(CatalogArgs),
     /// A flash sale: many buyers with real tokens holding tickets of one hot ticket type.
     FlashSale(flash::FlashArgs),
+    /// An operator's worst day, bounded: a sale with kill -9s, a database refusal and a broker outage,
+    /// then every invariant checked.
+    Chaos(chaos::ChaosArgs),
     /// Registrations and logins (argon2 hashing) against a running server, with its memory before and after.
     Accounts(accounts::AccountsArgs),
 }
@@ -123,6 +127,7 @@ async fn main() -> ExitCode {
         Command::Catalog(args) => catalog(args).await,
         Command::FlashSale(args) => flash::flash_sale(args).await,
         Command::Accounts(args) => accounts::accounts(args).await,
+        Command::Chaos(args) => chaos::chaos(args).await,
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
