@@ -273,7 +273,8 @@ async fn late_webhook(http: &Client, base: &str, payment_id: &str, payment: &Val
     let body = serde_json::to_vec(&body).unwrap_or_default();
     let mut delay = Duration::from_millis(200);
     while Instant::now() < give_up {
-        let signature = tg_payments::providers::signature::sign(SANDBOX_SECRET, jiff::Timestamp::now().as_second(), &body);
+        let signature =
+            tg_payments::providers::signature::sign(SANDBOX_SECRET, jiff::Timestamp::now().as_second(), &body);
         let res = http
             .post(format!("{base}/api/v1/payments/webhooks/sandbox"))
             .header("sandbox-signature", signature)

@@ -328,10 +328,11 @@ impl PaymentsService {
             tracing::warn!(provider = provider_name, event_id = %event.event_id, "webhook for an unknown payment");
             return Ok("unknown_payment");
         };
-        // A stored event is applied again while its payment is still pending: the first delivery
-        // may have been cut short between storing and applying. Applying is a set of conditional
-        // updates, so a second application changes nothing that the first did.
-        if !first && payment.status != "pending" {
+        // A stored event is applied again while its payment has not succeeded: the first delivery
+        // may have been cut short between storing and applying (and reconciliation may have given
+        // the payment up meanwhile). Applying is a set of conditional updates, so a second
+        // application changes nothing that the first did.
+        if !first && !matches!(payment.status.as_str(), "pending" | "failed" | "abandoned") {
             return Ok("duplicate");
         }
         let done = self.apply(&payment, event.outcome).await?;

@@ -267,6 +267,46 @@ async fn a_webhook_stored_but_not_applied_is_applied_when_the_provider_retries()
 }
 
 #[tokio::test]
+async fn a_stored_success_given_up_meanwhile_is_refunded_when_the_provider_retries() {
+    let mut w = World::new().await;
+    let server = w.start(Some("payments.webhook.recorded")).await;
+    let buyer = w.event_and_buyer().await;
+    let booking = w.hold(&buyer, "h1").await;
+    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let payment_id = payment["id"].as_str().unwrap().to_owned();
+    let webhook = World::success_webhook(&payment_id);
+    assert!(w.send_webhook(&webhook).await.is_err());
+    server.killed().await;
+
+    // The buyer cancels the hold; reconciliation finds the payment open with its hold gone and
+    // abandons it (the sandbox's books know nothing of this payment).
+    let server = w.start(None).await;
+    let res = w.post(&format!("/api/v1/bookings/{booking}/cancel"), Some(&buyer), None, &json!({})).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let path = format!("/api/v1/payments/{payment_id}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.get(&path, &buyer).await["status"] != "abandoned" {
+        assert!(Instant::now() < deadline, "the payment was not abandoned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The provider's retry of the stored success: the money was taken, so it goes back in full.
+    let res = w.send_webhook(&webhook).await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["result"], "succeeded");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = w.get(&path, &buyer).await;
+        if p["status"] == "refunded" {
+            assert_eq!(p["refunded_amount"], p["amount"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not refunded: {p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.invariants_hold().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn money_taken_by_the_sandbox_is_found_by_reconciliation_after_a_crash() {
     let mut w = World::new().await;
     let server = w.start(Some("payments.sandbox.decided")).await;

@@ -652,3 +652,69 @@ async fn reconciliation_asks_the_provider_and_settles_what_no_message_did() {
     let violations = ticketgw::invariants::check(&app.app.db, true).await.unwrap();
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// Two instances on one database reconcile the same stuck payments at once: each booking is
+/// confirmed once (no second set of tickets) or refunded once (one refund row), never both.
+#[tokio::test]
+async fn two_instances_reconciling_at_once_settle_each_payment_once() {
+    let (settings, _dir) = crate::helpers::fresh_settings().await;
+    let configure = |s: &mut ticketgw::config::Settings| {
+        *s = settings.clone();
+        s.payments_reconcile_after_secs = Some(1);
+        s.sandbox_webhook_secret = Some("whsec_shared".into());
+    };
+    let a = spawn_with(configure).await;
+    let b = spawn_with(configure).await;
+    bookable_event(&a, 1, 20).await;
+
+    let mut bookings = Vec::new();
+    for i in 0..8 {
+        let (buyer, hold) = buyer_with_hold(&a, &[("vip", 2)]).await;
+        let booking = hold["id"].as_str().unwrap().to_owned();
+        let started: Value = pay(&a, &buyer, "k", &booking, "sandbox").await.json().await.unwrap();
+        let pid = started["id"].as_str().unwrap().to_owned();
+        match i % 4 {
+            // Paid at the sandbox, its webhook lost.
+            0 => assert_eq!(
+                a.app.payments.sandbox().unwrap().decide(&pid, "succeeded", 20000, "USD").await.unwrap(),
+                "succeeded"
+            ),
+            // Succeeded here, its payment.succeeded lost.
+            1 => {
+                tg_platform::with_db!(&a.app.db, pool => sqlx::query(
+                    "UPDATE payments_payments SET status = 'succeeded', charge_ref = 'sbx' WHERE id = $1")
+                    .bind(&pid).execute(pool).await.map(|_| ()))
+                .unwrap();
+            }
+            // Both, but the booking was cancelled meanwhile: the money goes back.
+            _ => {
+                let res = a.post(&format!("/api/v1/bookings/{booking}/cancel"), Some(&buyer), &json!({})).await;
+                assert_eq!(res.status(), StatusCode::OK);
+                a.app.payments.sandbox().unwrap().decide(&pid, "succeeded", 20000, "USD").await.unwrap();
+            }
+        }
+        bookings.push((booking, pid, i % 4 < 2));
+    }
+    // Both instances' background passes run; drive a few more passes of each at the same moment.
+    for _ in 0..5 {
+        let (ra, rb) = tokio::join!(a.app.payments.reconcile(), b.app.payments.reconcile());
+        ra.unwrap();
+        rb.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (booking, pid, confirmable) in &bookings {
+        let (booking, pid) = (booking.clone(), pid.clone());
+        let want = if *confirmable { "confirmed" } else { "cancelled" };
+        eventually("settled", || async { booking_status(&a, &booking).await == want }).await;
+        let refunds: i64 = tg_platform::with_db!(&a.app.db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payments_refunds WHERE payment_id = $1").bind(&pid).fetch_one(pool).await)
+        .unwrap();
+        assert_eq!(refunds, if *confirmable { 0 } else { 1 }, "payment {pid}");
+    }
+    let tickets: i64 = tg_platform::with_db!(&a.app.db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bookings_tickets").fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(tickets, 4 * 2, "two tickets per confirmed booking, never a second set");
+    eventually("every invariant", || async { ticketgw::invariants::check(&a.app.db, true).await.unwrap().is_empty() })
+        .await;
+}
