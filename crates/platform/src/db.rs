@@ -225,7 +225,8 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
                 || code == "55000" && e.message().contains("not currently accepting connections")
                 || code == "40001"
                 || code == "40P01"
-                || code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                || e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
         }
         _ => false,
     }
@@ -233,4 +234,27 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
 
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transient_errors_are_told_from_bad_input() {
+        // PostgreSQL's codes are five characters; some look like numbers (22021 = NUL in text),
+        // which must not be read as SQLite's busy (5) by their low byte.
+        let pg = PgConnectOptions::new().host("127.0.0.1").port(1).database("x");
+        let refused = <sqlx::PgConnection as sqlx::Connection>::connect_with(&pg).await.expect_err("nothing on port 1");
+        assert!(is_transient(&refused), "{refused}");
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        let dir = std::env::temp_dir().join(format!("tg-db-{}", uuid::Uuid::new_v4().simple()));
+        let db = Db::connect(None, &dir, 1).await.unwrap();
+        let Db::Sqlite(pool) = &db else { unreachable!() };
+        let bad = sqlx::query("SELECT * FROM no_such_table").execute(pool).await.unwrap_err();
+        assert!(!is_transient(&bad), "{bad}");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -93,16 +93,31 @@ impl ApiError {
         self.retry_after = Some(seconds.max(1));
         self
     }
-    /// A failure from below (a port, a store): 503 with `Retry-After` when a database error in its
-    /// chain is transient (nothing was changed, retrying may succeed), else an internal error.
+    /// A failure from below (a port, a store): the database error in its chain, if any, answered as
+    /// [`From<sqlx::Error>`] answers it (503 with `Retry-After` when transient, 400 for bad text),
+    /// else an internal error.
     pub fn from_anyhow(err: anyhow::Error) -> Self {
-        match err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) {
-            Some(e) if crate::db::is_transient(e) => {
-                tracing::warn!(error = %crate::telemetry::Bounded(&err), "database unavailable");
+        match err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()).and_then(Self::from_database) {
+            Some(answer) => answer,
+            None => Self::internal(format!("{err:#}")),
+        }
+    }
+    /// The answer to a database error that is not the server's fault: busy or away (503), bad text
+    /// (400). `None` for the rest.
+    fn from_database(err: &sqlx::Error) -> Option<Self> {
+        Some(match err {
+            sqlx::Error::PoolTimedOut => Self::unavailable("database_busy", "database busy, retry shortly").retry_in(2),
+            // Down, restarting or refusing connections: nothing was changed, the client may retry.
+            e if crate::db::is_transient(e) => {
+                tracing::warn!(error = %crate::telemetry::Bounded(err), "database unavailable");
                 Self::unavailable("database_unavailable", "the database is unavailable, retry shortly").retry_in(5)
             }
-            _ => Self::internal(format!("{err:#}")),
-        }
+            // PostgreSQL refuses NUL in text (22021), e.g. from a path or query parameter: the input is bad.
+            sqlx::Error::Database(e) if e.code().as_deref() == Some("22021") => {
+                Self::bad_request("nul_character", "text may not contain the NUL character")
+            }
+            _ => return None,
+        })
     }
     /// An unexpected failure. The cause is logged; the client sees only a generic message.
     pub fn internal(err: impl std::fmt::Display) -> Self {
@@ -146,19 +161,7 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut => Self::unavailable("database_busy", "database busy, retry shortly").retry_in(2),
-            // Down, restarting or refusing connections: nothing was changed, the client may retry.
-            e if crate::db::is_transient(e) => {
-                tracing::warn!(error = %crate::telemetry::Bounded(&err), "database unavailable");
-                Self::unavailable("database_unavailable", "the database is unavailable, retry shortly").retry_in(5)
-            }
-            // PostgreSQL refuses NUL in text (22021), e.g. from a path or query parameter: the input is bad.
-            sqlx::Error::Database(e) if e.code().as_deref() == Some("22021") => {
-                Self::bad_request("nul_character", "text may not contain the NUL character")
-            }
-            _ => Self::internal(err),
-        }
+        Self::from_database(&err).unwrap_or_else(|| Self::internal(err))
     }
 }
 
