@@ -361,3 +361,35 @@ pub fn delete_queues(prefix: &str, names: &[&str]) {
         }
     }
 }
+
+/// Holds publish `booking.held`, which no consumer takes: with RabbitMQ it is not sent at all, so the
+/// broker returns nothing (no warning per hold in the logs) and nothing reaches the dead letters.
+#[tokio::test]
+async fn rabbitmq_messages_no_one_consumes_are_not_sent() {
+    let _turn = BROKER.lock().await;
+    if !broker_reachable() {
+        return;
+    }
+    let prefix = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
+    let app = spawn_with_consumers(
+        |s| {
+            s.amqp_url = Some(AMQP_URL.into());
+            s.amqp_prefix = Some(prefix.clone());
+        },
+        Vec::new(),
+    )
+    .await;
+    bookable_event(&app, 1, 10).await;
+    book_many(&app, 8).await;
+    outbox_drained(&app.app.db).await;
+    // Eight holds and the event's publication, none with a consumer.
+    assert!(metric(&app, "messaging_unconsumed_total").await >= 9.0);
+    assert_eq!(metric(&app, "messaging_unroutable_total").await, 0.0);
+    // user.registered goes to the notifications queue, so the relay did publish meanwhile.
+    assert!(metric(&app, "messaging_relayed_total").await >= 11.0);
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(dead_letters(&app, &admin).await.is_empty());
+    assert_eq!(metric(&app, "messaging_dead_letters").await, 0.0);
+    delete_queues(&prefix, &["payments", "notifications", "dead-letter"]);
+}
