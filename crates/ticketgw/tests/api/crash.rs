@@ -169,6 +169,16 @@ impl World {
         res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
 
+    /// The event, a buyer with a hold of two tickets and a sandbox payment of it started:
+    /// (buyer's token, booking id, payment).
+    async fn buyer_with_payment(&self) -> (String, String, Value) {
+        let buyer = self.event_and_buyer().await;
+        let booking = self.hold(&buyer, "h1").await;
+        let res = self.pay(&buyer, &booking, "p1").await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        (buyer, booking, res.json().await.unwrap())
+    }
+
     /// Start a sandbox payment of the booking: the payment.
     async fn pay(&self, buyer: &str, booking_id: &str, key: &str) -> reqwest::Result<reqwest::Response> {
         self.post("/api/v1/payments", Some(buyer), Some(key), &json!({"booking_id": booking_id, "provider": "sandbox"}))
@@ -248,9 +258,7 @@ impl Server {
 async fn a_webhook_stored_but_not_applied_is_applied_when_the_provider_retries() {
     let mut w = World::new().await;
     let server = w.start(Some("payments.webhook.recorded")).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     let webhook = World::success_webhook(payment["id"].as_str().unwrap());
     assert!(w.send_webhook(&webhook).await.is_err(), "the server died before answering");
     server.killed().await;
@@ -270,9 +278,7 @@ async fn a_webhook_stored_but_not_applied_is_applied_when_the_provider_retries()
 async fn a_stored_success_given_up_meanwhile_is_refunded_when_the_provider_retries() {
     let mut w = World::new().await;
     let server = w.start(Some("payments.webhook.recorded")).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     let payment_id = payment["id"].as_str().unwrap().to_owned();
     let webhook = World::success_webhook(&payment_id);
     assert!(w.send_webhook(&webhook).await.is_err());
@@ -310,9 +316,7 @@ async fn a_stored_success_given_up_meanwhile_is_refunded_when_the_provider_retri
 async fn money_taken_by_the_sandbox_is_found_by_reconciliation_after_a_crash() {
     let mut w = World::new().await;
     let server = w.start(Some("payments.sandbox.decided")).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     // The payer presses "Pay" on the sandbox's page: the sandbox books the money, then dies
     // before its webhook goes out. Nothing will ever retry that webhook.
     let page_url = payment["next_action"]["url"].as_str().unwrap();
@@ -335,9 +339,7 @@ async fn money_taken_by_the_sandbox_is_found_by_reconciliation_after_a_crash() {
 async fn a_success_applied_before_the_crash_confirms_the_booking_after_it() {
     let mut w = World::new().await;
     let server = w.start(Some("payments.webhook.applied")).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     let webhook = World::success_webhook(payment["id"].as_str().unwrap());
     assert!(w.send_webhook(&webhook).await.is_err());
     server.killed().await;
@@ -412,9 +414,7 @@ async fn a_hold_committed_before_the_crash_is_kept_and_replayed() {
 async fn a_confirmation_committed_before_the_crash_is_settled_and_noticed_once() {
     let mut w = World::new().await;
     let server = w.start(Some("bookings.confirm.committed")).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     // The success is stored; the consumer dies right after confirming the booking (perhaps
     // before the webhook was answered: then the provider's retry is a duplicate).
     let _ = w.send_webhook(&World::success_webhook(payment["id"].as_str().unwrap())).await;
@@ -435,9 +435,7 @@ async fn messages_delivered_but_not_yet_deleted_act_once_after_the_crash() {
     let mut w = World::new().await;
     // Set up without the crash point; let the relay drain.
     let server = w.start(None).await;
-    let buyer = w.event_and_buyer().await;
-    let booking = w.hold(&buyer, "h1").await;
-    let payment: Value = w.pay(&buyer, &booking, "p1").await.unwrap().json().await.unwrap();
+    let (buyer, booking, payment) = w.buyer_with_payment().await;
     let db = w.db().await;
     outbox_empty(&db).await;
     server.stop().await;
