@@ -73,7 +73,7 @@ async fn replay_one(
     ApiPath((consumer, id)): ApiPath<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
     admin(&me)?;
-    if !dead_letters::replay(&db, &consumer, &id).await? {
+    if !dead_letters::replay(&db, &me.user_id, &consumer, &id).await? {
         return Err(ApiError::not_found("dead letter"));
     }
     tracing::info!(admin = %me.user_id, consumer, message_id = id, "dead letter replayed");
@@ -97,7 +97,7 @@ async fn replay_all(
     ApiJson(req): ApiJson<ReplayAll>,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
     admin(&me)?;
-    let replayed = dead_letters::replay_all(&db, req.consumer.as_deref()).await?;
+    let replayed = dead_letters::replay_all(&db, &me.user_id, req.consumer.as_deref()).await?;
     tracing::info!(admin = %me.user_id, replayed, "dead letters replayed");
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })))
 }

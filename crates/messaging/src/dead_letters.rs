@@ -1,7 +1,8 @@
 //! Dead letters: messages a consumer can never handle ([`crate::Poison`]), kept in
 //! `messaging_dead_letters` in both modes (with RabbitMQ, the relay moves them there from the
 //! dead-letter queue). An admin lists them and replays one or all once the cause is fixed: a replay
-//! moves the message to `messaging_retries`, due now, for that consumer only.
+//! moves the message to `messaging_retries`, due now, for that consumer only, and is written to
+//! `messaging_audit_log` (who, which) in the same transaction.
 
 use serde::{Deserialize, Serialize};
 use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
@@ -50,8 +51,9 @@ pub async fn count(db: &Db) -> sqlx::Result<i64> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messaging_dead_letters").fetch_one(pool).await)
 }
 
-/// Replay one dead letter to its consumer: false when there is no such dead letter.
-pub async fn replay(db: &Db, consumer: &str, id: &str) -> sqlx::Result<bool> {
+/// Replay one dead letter to its consumer for `actor` (a user id, or `cli`): false when there is no
+/// such dead letter.
+pub async fn replay(db: &Db, actor: &str, consumer: &str, id: &str) -> sqlx::Result<bool> {
     let now = now_ms();
     with_tx!(db, tx => {
         let row: Option<(String,)> = sqlx::query_as(
@@ -63,13 +65,17 @@ pub async fn replay(db: &Db, consumer: &str, id: &str) -> sqlx::Result<bool> {
                  VALUES ($1, $2, $3, 0, $4, 'replayed') ON CONFLICT (message_id, consumer)
                  DO UPDATE SET next_attempt_at = excluded.next_attempt_at, attempts = 0, last_error = 'replayed'")
                 .bind(id).bind(consumer).bind(message).bind(now).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO messaging_audit_log (id, at, actor, action, consumer, message_id)
+                         VALUES ($1, $2, $3, 'dead_letter.replayed', $4, $5)")
+                .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(consumer).bind(id)
+                .execute(&mut *tx).await?;
         }
         Ok::<_, sqlx::Error>(row.is_some())
     })
 }
 
-/// Replay every dead letter (of one consumer, if named); how many.
-pub async fn replay_all(db: &Db, consumer: Option<&str>) -> sqlx::Result<u64> {
+/// Replay every dead letter (of one consumer, if named) for `actor`; how many.
+pub async fn replay_all(db: &Db, actor: &str, consumer: Option<&str>) -> sqlx::Result<u64> {
     let mut replayed = 0;
     loop {
         let batch = list(db, consumer, 500).await?;
@@ -77,7 +83,7 @@ pub async fn replay_all(db: &Db, consumer: Option<&str>) -> sqlx::Result<u64> {
             return Ok(replayed);
         }
         for d in batch {
-            if replay(db, &d.consumer, &d.id).await? {
+            if replay(db, actor, &d.consumer, &d.id).await? {
                 replayed += 1;
             }
         }

@@ -173,7 +173,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
             telemetry::init(s.json_logs());
             let db = app::open_db(&s).await?;
             let replayed = match (id, all) {
-                (None, true) => tg_messaging::dead_letters::replay_all(&db, consumer.as_deref()).await?,
+                (None, true) => tg_messaging::dead_letters::replay_all(&db, "cli", consumer.as_deref()).await?,
                 (Some(id), false) => {
                     let all = tg_messaging::dead_letters::list(&db, consumer.as_deref(), 10_000).await?;
                     let of_id: Vec<_> = all.iter().filter(|d| d.id == id).collect();
@@ -182,7 +182,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
                         of_id.len() == 1,
                         "{id:?} is a dead letter of several consumers: name one with --consumer"
                     );
-                    u64::from(tg_messaging::dead_letters::replay(&db, &of_id[0].consumer, &id).await?)
+                    u64::from(tg_messaging::dead_letters::replay(&db, "cli", &of_id[0].consumer, &id).await?)
                 }
                 _ => anyhow::bail!("name a message id, or --all"),
             };

@@ -127,6 +127,11 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_invarian
     let out = ticketgw(&["messages", "replay", "--all"], &settings);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("2 dead letter(s) replayed"));
     assert_eq!(tg_messaging::dead_letters::count(&db).await.unwrap(), 0);
+    let replays: i64 = tg_platform::with_db!(&db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messaging_audit_log WHERE actor = 'cli' AND action = 'dead_letter.replayed'")
+        .fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(replays, 3, "every replay is in the audit log");
 
     // The invariants hold on an empty platform; a counter that disagrees with its rows is named.
     let out = ticketgw(&["check", "--settled"], &settings);

@@ -217,6 +217,10 @@ async fn in_process_delivery_retries_failures_and_dead_letters_only_poison() {
     wait_for("the replayed cancellation", 30, || picky.acted("booking.cancelled").0.len() == 1).await;
     assert!(dead_letters(&app, &admin).await.is_empty());
     assert_eq!(good.acted("booking.cancelled").0.len(), 1, "the replay went to the picky consumer only");
+    let audit: Vec<(String, String, String)> = tg_platform::with_db!(&app.app.db, pool => sqlx::query_as(
+        "SELECT action, consumer, message_id FROM messaging_audit_log").fetch_all(pool).await)
+    .unwrap();
+    assert_eq!(audit, vec![("dead_letter.replayed".to_owned(), "picky".to_owned(), cancelled.clone())]);
     assert_eq!(good.handed(&cancelled), 1);
 }
 
