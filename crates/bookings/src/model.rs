@@ -1,6 +1,7 @@
 //! Request and response types of the bookings service.
 
 use serde::{Deserialize, Serialize};
+use tg_contracts::{Booking, BookingCancelled, BookingConfirmed, BookingExpired, BookingHeld, Item, Message};
 use tg_platform::bus::DomainEvent;
 use utoipa::ToSchema;
 
@@ -108,15 +109,33 @@ pub struct BookingFacts {
 }
 
 impl BookingFacts {
-    /// The `routing_key` message about this booking, now in `status`.
-    pub fn message(&self, routing_key: &str, status: &str) -> DomainEvent {
-        DomainEvent::new(
-            routing_key,
-            serde_json::json!({
-                "booking_id": self.id, "event_id": self.event_id, "user_id": self.user_id, "status": status,
-                "total_amount": from_cents(self.amount_cents), "currency": self.currency,
-                "items": self.items.iter().map(|(t, q)| serde_json::json!({"ticket_type_id": t, "quantity": q})).collect::<Vec<_>>(),
-            }),
-        )
+    /// What the booking's messages say of it, now in `status`.
+    fn booking(&self, status: &str) -> Booking {
+        Booking {
+            booking_id: self.id.clone(),
+            event_id: self.event_id.clone(),
+            user_id: self.user_id.clone(),
+            status: status.to_owned(),
+            total_amount: from_cents(self.amount_cents),
+            currency: self.currency.clone(),
+            items: self.items.iter().map(|(t, q)| Item { ticket_type_id: t.clone(), quantity: *q }).collect(),
+        }
+    }
+
+    pub fn held(&self) -> DomainEvent {
+        BookingHeld(self.booking("pending_payment")).to_event()
+    }
+
+    pub fn confirmed(&self) -> DomainEvent {
+        BookingConfirmed(self.booking("confirmed")).to_event()
+    }
+
+    pub fn expired(&self) -> DomainEvent {
+        BookingExpired(self.booking("expired")).to_event()
+    }
+
+    /// `tickets` cancelled (none when a hold is given up), worth `refund_cents`; the booking is now in `status`.
+    pub fn cancelled(&self, status: &str, tickets: Vec<String>, refund_cents: i64) -> DomainEvent {
+        BookingCancelled { booking: self.booking(status), cancelled_tickets: tickets, refund_cents }.to_event()
     }
 }

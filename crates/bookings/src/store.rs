@@ -235,7 +235,11 @@ impl Store {
                     sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id) VALUES ($1, $2, $3, $4, $5)")
                         .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(action).bind(id)
                         .execute(&mut *tx).await?;
-                    tx.enqueue(&[facts.message(action, to)]).await?;
+                    let message = match kind {
+                        Release::Expire => facts.expired(),
+                        Release::CancelHold => facts.cancelled(to, Vec::new(), 0),
+                    };
+                    tx.enqueue(&[message]).await?;
                     Ok(true)
                 }
             }
@@ -315,10 +319,7 @@ impl Store {
             sqlx::query("INSERT INTO bookings_audit_log (id, at, actor_id, action, booking_id, detail) VALUES ($1, $2, $3, 'booking.cancelled', $4, $5)")
                 .bind(uuid::Uuid::now_v7().to_string()).bind(now).bind(actor).bind(booking_id).bind(&detail)
                 .execute(&mut *tx).await?;
-            let mut message = facts.message("booking.cancelled", status);
-            message.payload["cancelled_tickets"] = serde_json::json!(ticket_ids);
-            message.payload["refund_cents"] = serde_json::json!(worth);
-            tx.enqueue(&[message]).await?;
+            tx.enqueue(&[facts.cancelled(status, ticket_ids.to_vec(), worth)]).await?;
             Ok::<_, sqlx::Error>(Ok(worth))
         })
     }
@@ -357,7 +358,7 @@ impl Store {
                     if let Some((sql, args)) = &insert_tickets {
                         bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
                     }
-                    tx.enqueue(&[facts.message("booking.confirmed", "confirmed")]).await?;
+                    tx.enqueue(&[facts.confirmed()]).await?;
                     Ok(Some(ConfirmOutcome::Confirmed))
                 }
                 // Expired, or past its time and not yet swept: handled below.
@@ -418,7 +419,7 @@ impl Store {
             if let Some((sql, args)) = insert_tickets {
                 bind_args!(sqlx::query(sql), args).execute(&mut *tx).await?;
             }
-            tx.enqueue(&[facts.message("booking.confirmed", "confirmed")]).await?;
+            tx.enqueue(&[facts.confirmed()]).await?;
             Ok::<(), TxError>(())
         })
     }

@@ -24,6 +24,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 use serde::Serialize;
+use tg_contracts::{BookingCancelled, ContractError, Message, PaymentSucceeded};
 use tg_messaging::{Consumer, Poison};
 use tg_platform::{
     auth::Principal,
@@ -575,28 +576,27 @@ impl Consumer for PaymentsConsumer {
     }
 
     fn bindings(&self) -> &'static [&'static str] {
-        &["payment.succeeded", "booking.cancelled"]
+        &[PaymentSucceeded::ROUTING_KEY, BookingCancelled::ROUTING_KEY]
     }
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
         let svc = &self.0;
-        let text = |k: &str| -> anyhow::Result<String> {
-            match m.payload[k].as_str() {
-                Some(v) => Ok(v.to_owned()),
-                None => Err(Poison(format!("{} without {k}", m.routing_key)).into()),
-            }
-        };
+        let poison = |e: ContractError| Poison(e.to_string());
         let refund = match m.routing_key.as_str() {
-            "payment.succeeded" => {
-                svc.settle(&text("payment_id")?).await?;
+            PaymentSucceeded::ROUTING_KEY => {
+                let PaymentSucceeded(paid) = PaymentSucceeded::from_event(m).map_err(poison)?;
+                svc.settle(&paid.payment_id).await?;
                 None
             }
-            "booking.cancelled" => {
-                let cents = m.payload["refund_cents"].as_i64().unwrap_or(0);
-                match svc.store.paid_for(&text("booking_id")?).await? {
-                    Some(p) if cents > 0 => {
-                        Some((p.id, cents, "tickets_cancelled", m.payload["cancelled_tickets"].clone()))
-                    }
+            BookingCancelled::ROUTING_KEY => {
+                let cancelled = BookingCancelled::from_event(m).map_err(poison)?;
+                match svc.store.paid_for(&cancelled.booking.booking_id).await? {
+                    Some(p) if cancelled.refund_cents > 0 => Some((
+                        p.id,
+                        cancelled.refund_cents,
+                        "tickets_cancelled",
+                        serde_json::json!(cancelled.cancelled_tickets),
+                    )),
                     _ => None,
                 }
             }

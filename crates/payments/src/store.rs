@@ -2,9 +2,9 @@
 //! queues its domain event in the same transaction.
 
 use serde::Serialize;
+use tg_contracts::{Message, Payment, PaymentFailed, PaymentRefunded, PaymentSucceeded};
 use tg_messaging::OutboxWrite;
 use tg_platform::{
-    bus::DomainEvent,
     clock::now_ms,
     db::{is_unique_violation, Db},
     with_db, with_tx,
@@ -58,15 +58,17 @@ pub enum Applied {
     Duplicate(String),
 }
 
-fn payment_message(routing_key: &str, p: &PaymentRow, status: &str, extra: serde_json::Value) -> DomainEvent {
-    let mut payload = serde_json::json!({
-        "payment_id": p.id, "booking_id": p.booking_id, "user_id": p.user_id, "provider": p.provider,
-        "amount_cents": p.amount_cents, "currency": p.currency, "status": status,
-    });
-    if let (Some(map), serde_json::Value::Object(more)) = (payload.as_object_mut(), extra) {
-        map.extend(more);
+/// What the payment's messages say of it, now in `status`.
+fn facts(p: &PaymentRow, status: &str) -> Payment {
+    Payment {
+        payment_id: p.id.clone(),
+        booking_id: p.booking_id.clone(),
+        user_id: p.user_id.clone(),
+        provider: p.provider.clone(),
+        amount_cents: p.amount_cents,
+        currency: p.currency.clone(),
+        status: status.to_owned(),
     }
-    DomainEvent::new(routing_key, payload)
 }
 
 impl Store {
@@ -180,7 +182,7 @@ impl Store {
                                    AND o.status IN ('succeeded', 'partially_refunded'))")
                 .bind(&p.id).bind(charge_ref).bind(now).bind(&p.booking_id).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
-                tx.enqueue(&[payment_message("payment.succeeded", p, "succeeded", serde_json::json!({}))]).await?;
+                tx.enqueue(&[PaymentSucceeded(facts(p, "succeeded")).to_event()]).await?;
             }
             Ok::<_, sqlx::Error>(n == 1)
         })?;
@@ -242,7 +244,7 @@ impl Store {
             let n = sqlx::query("UPDATE payments_payments SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'pending'")
                 .bind(&p.id).bind(status).bind(now_ms()).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
-                tx.enqueue(&[payment_message("payment.failed", p, status, serde_json::json!({}))]).await?;
+                tx.enqueue(&[PaymentFailed(facts(p, status)).to_event()]).await?;
             }
             Ok::<_, sqlx::Error>(n == 1)
         })
@@ -314,9 +316,13 @@ impl Store {
             let n = sqlx::query("UPDATE payments_refunds SET status = $2, provider_ref = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'")
                 .bind(&refund.id).bind(status).bind(provider_ref).bind(now_ms()).execute(&mut *tx).await?.rows_affected();
             if n == 1 && status == "succeeded" {
-                let extra = serde_json::json!({"refund_id": refund.id, "refund_cents": refund.amount_cents});
                 let after = if p.refunded_cents >= p.amount_cents { "refunded" } else { "partially_refunded" };
-                tx.enqueue(&[payment_message("payment.refunded", p, after, extra)]).await?;
+                let refunded = PaymentRefunded {
+                    payment: facts(p, after),
+                    refund_id: refund.id.clone(),
+                    refund_cents: refund.amount_cents,
+                };
+                tx.enqueue(&[refunded.to_event()]).await?;
             }
             Ok::<_, sqlx::Error>(())
         })

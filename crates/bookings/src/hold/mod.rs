@@ -381,7 +381,7 @@ impl BatchWrites {
                     currency: b.currency.clone(),
                     items: items.map(|i| (i.type_id.clone(), i.quantity)).collect(),
                 }
-                .message("booking.held", "pending_payment")
+                .held()
             })
             .collect()
     }
