@@ -3,9 +3,9 @@
 //! ticket by the QR code's signed token or, typed at the door when a screen will not scan, by the
 //! code printed on the ticket.
 
+use tg_contracts::{Message, TicketCheckedIn};
 use tg_platform::{
     auth::Principal,
-    bus::DomainEvent,
     clock::{now_ms, rfc3339},
     ApiError, ApiResult,
 };
@@ -128,10 +128,13 @@ impl BookingsService {
         if ticket.status == "cancelled" {
             return Ok(ScanResult { result: "cancelled".into(), ..base });
         }
-        let message = DomainEvent::new(
-            "ticket.checked_in",
-            serde_json::json!({"ticket_id": ticket.id, "event_id": event_id, "gate": scan.gate, "at": rfc3339(at)}),
-        );
+        let message = TicketCheckedIn {
+            ticket_id: ticket.id.clone(),
+            event_id: event_id.to_owned(),
+            gate: scan.gate.clone(),
+            at: rfc3339(at),
+        }
+        .to_event();
         if self.store.check_in(&ticket.id, at, scan.gate.as_deref(), &message).await? {
             self.bus.committed();
             return Ok(ScanResult { result: "valid".into(), ..base });

@@ -50,6 +50,74 @@ pub enum ContractError {
     Payload { key: &'static str, error: String },
 }
 
+/// Someone registered an account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRegistered {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `en` or `km`.
+    pub language: String,
+}
+
+impl Message for UserRegistered {
+    const ROUTING_KEY: &'static str = "user.registered";
+}
+
+/// What every event message says of the event.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub event_id: String,
+    pub slug: String,
+    /// The event's status after the change.
+    pub status: String,
+    pub title: String,
+    pub organizer_id: String,
+    /// RFC 3339, in the event's time zone.
+    pub start: String,
+}
+
+/// An event went on sale (published).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct EventPublished(pub Event);
+
+impl Message for EventPublished {
+    const ROUTING_KEY: &'static str = "event.published";
+}
+
+/// A published event changed (edited, unpublished, completed).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct EventUpdated(pub Event);
+
+impl Message for EventUpdated {
+    const ROUTING_KEY: &'static str = "event.updated";
+}
+
+/// An event was called off.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct EventCancelled(pub Event);
+
+impl Message for EventCancelled {
+    const ROUTING_KEY: &'static str = "event.cancelled";
+}
+
+/// A ticket was let in at the door.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TicketCheckedIn {
+    pub ticket_id: String,
+    pub event_id: String,
+    pub gate: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+impl Message for TicketCheckedIn {
+    const ROUTING_KEY: &'static str = "ticket.checked_in";
+}
+
 /// A ticket type and how many of it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Item {

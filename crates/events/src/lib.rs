@@ -15,6 +15,7 @@ pub mod store;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use jiff::{tz::TimeZone, Timestamp};
+use tg_contracts::{Event, EventCancelled, EventPublished, EventUpdated, Message};
 use tg_platform::{
     auth::{Principal, Role},
     bus::{Bus, DomainEvent},
@@ -66,12 +67,13 @@ pub enum Action {
 }
 
 impl Action {
-    fn rule(self) -> (&'static [&'static str], &'static str, Option<&'static str>) {
+    /// (from statuses, to status, the message that tells of it).
+    fn rule(self) -> (&'static [&'static str], &'static str, fn(Event) -> DomainEvent) {
         match self {
-            Action::Publish => (&["draft"], "published", Some("event.published")),
-            Action::Unpublish => (&["published"], "draft", Some("event.updated")),
-            Action::Cancel => (&["draft", "published"], "cancelled", Some("event.cancelled")),
-            Action::Complete => (&["published"], "completed", Some("event.updated")),
+            Action::Publish => (&["draft"], "published", |e| EventPublished(e).to_event()),
+            Action::Unpublish => (&["published"], "draft", |e| EventUpdated(e).to_event()),
+            Action::Cancel => (&["draft", "published"], "cancelled", |e| EventCancelled(e).to_event()),
+            Action::Complete => (&["published"], "completed", |e| EventUpdated(e).to_event()),
         }
     }
 }
@@ -203,7 +205,7 @@ impl EventsService {
         doc.analytics = Analytics::default();
         doc.audit = Audit::default();
         doc.ticketing.tickets_sold = 0;
-        let message = (doc.status == "published").then(|| message("event.published", &doc));
+        let message = (doc.status == "published").then(|| EventPublished(facts(&doc)).to_event());
         self.store.insert(&doc, &derived, &p.user_id, message.as_ref()).await.map_err(write_error)?;
         self.bus.committed();
         let row = self.store.by_key(&doc.id).await?.ok_or_else(|| ApiError::internal("event vanished after insert"))?;
@@ -235,7 +237,7 @@ impl EventsService {
         self.check_inventory_kept(&row.id, &doc).await?;
         doc.analytics = Analytics::default();
         doc.audit = Audit::default();
-        let message = (row.status == "published").then(|| message("event.updated", &doc));
+        let message = (row.status == "published").then(|| EventUpdated(facts(&doc)).to_event());
         self.store.update(&doc, &derived, &p.user_id, message.as_ref()).await.map_err(write_error)?;
         self.bus.committed();
         let row = self.store.by_key(&row.id).await?.ok_or_else(|| ApiError::not_found("event"))?;
@@ -277,10 +279,10 @@ impl EventsService {
 
     pub async fn act(&self, p: &Principal, id: &str, action: Action) -> ApiResult<EventDocument> {
         let row = self.managed_row(p, id).await?;
-        let (from, to, routing_key) = action.rule();
+        let (from, to, tell) = action.rule();
         let mut moved: EventDocument = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
         moved.status = to.to_owned();
-        let message = routing_key.map(|key| message(key, &moved));
+        let message = Some(tell(facts(&moved)));
         if !self.store.transition(&row.id, from, to, &p.user_id, message.as_ref()).await? {
             return Err(ApiError::conflict(
                 "invalid_transition",
@@ -375,13 +377,14 @@ fn local_time(ms: i64, tz: &TimeZone) -> String {
         .unwrap_or_default()
 }
 
-/// The domain event about `doc` (queued in the outbox with the change).
-fn message(routing_key: &str, doc: &EventDocument) -> DomainEvent {
-    DomainEvent::new(
-        routing_key,
-        serde_json::json!({
-            "event_id": doc.id, "slug": doc.slug, "status": doc.status, "title": doc.title,
-            "organizer_id": doc.organizer.id, "start": doc.datetime.start,
-        }),
-    )
+/// What the domain events about `doc` say of it (queued in the outbox with the change).
+fn facts(doc: &EventDocument) -> Event {
+    Event {
+        event_id: doc.id.clone(),
+        slug: doc.slug.clone(),
+        status: doc.status.clone(),
+        title: doc.title.clone(),
+        organizer_id: doc.organizer.id.clone(),
+        start: doc.datetime.start.clone(),
+    }
 }

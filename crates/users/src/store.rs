@@ -1,7 +1,8 @@
 //! SQL of the users service. Portable SQL only; every statement runs on SQLite and PostgreSQL.
 
+use tg_contracts::{Message, UserRegistered};
 use tg_messaging::OutboxWrite;
-use tg_platform::{auth::Role, bus::DomainEvent, clock::now_ms, db::Db, with_db, with_tx};
+use tg_platform::{auth::Role, clock::now_ms, db::Db, with_db, with_tx};
 
 use crate::model::{AuditEntry, OrganizerApplication, OrganizerProfile};
 
@@ -135,10 +136,13 @@ impl Store {
                     .bind(&id).bind(role.as_str()).bind(now)
                     .execute(&mut *tx).await?;
             }
-            let registered = DomainEvent::new(
-                "user.registered",
-                serde_json::json!({"user_id": id, "email": email, "display_name": display_name, "language": "en"}),
-            );
+            let registered = UserRegistered {
+                user_id: id.clone(),
+                email: email.to_owned(),
+                display_name: display_name.to_owned(),
+                language: "en".into(),
+            }
+            .to_event();
             tx.enqueue(&[registered]).await?;
             Ok(())
         });
