@@ -28,6 +28,8 @@ const SANDBOX_SECRET: &str = "whsec_crash_tests";
 /// One database and the port its servers listen on (the same after a restart, so tokens stay valid).
 struct World {
     settings: Settings,
+    /// Settings of this test beyond the common ones (as environment variables).
+    env: Vec<(String, String)>,
     port: u16,
     logs: PathBuf,
     http: Client,
@@ -52,7 +54,7 @@ impl World {
         let logs = std::env::temp_dir().join(format!("tg-crash-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&logs).unwrap();
         let http = Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        let world = World { settings, port, logs, http, starts: 0 };
+        let world = World { settings, env: Vec::new(), port, logs, http, starts: 0 };
         // Demo accounts: an organizer with a profile, to create the event.
         let out = world.command().arg("demo").output().await.unwrap();
         assert!(out.status.success(), "ticketgw demo: {}", String::from_utf8_lossy(&out.stderr));
@@ -75,6 +77,7 @@ impl World {
             .env("PAYMENTS_RECONCILE_AFTER_SECS", "1")
             .env("REGISTER_IP_BURST", "1000")
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().cloned())
             .kill_on_drop(true);
         cmd
     }
@@ -470,4 +473,52 @@ async fn outbox_empty(db: &Db) {
         assert!(Instant::now() < deadline, "the outbox still holds {n} rows");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// E-mail is sent at least once: a crash after sending and before recording it sends it again on
+/// restart; it is never lost, and the mailbox holds the notice once.
+#[tokio::test]
+async fn a_notice_sent_before_the_crash_is_sent_again_never_lost() {
+    let Some(sink) = crate::notifications::start_smtp_sink() else { return };
+    let mut w = World::new().await;
+    w.env.push(("SMTP_URL".into(), format!("smtp://127.0.0.1:{}", sink.port)));
+    // Whatever the demo data queued goes out first, without the crash point.
+    let server = w.start(None).await;
+    let db = w.db().await;
+    outbox_empty(&db).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending: i64 = tg_platform::with_db!(&db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications_deliveries WHERE status = 'pending'").fetch_one(pool).await)
+        .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} deliveries still pending");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.close().await;
+    server.stop().await;
+
+    let server = w.start(Some("notifications.delivery.sent")).await;
+    let email = "late-reader@example.com";
+    let body = json!({"email": email, "password": "a long password", "display_name": "Reader"});
+    // Committed before the mail goes out (the answer may be cut short by the crash).
+    if let Ok(res) = w.post("/api/v1/auth/register", None, None, &body).await {
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    server.killed().await;
+    let to_reader = |mails: Vec<String>| mails.into_iter().filter(|m| m.contains(email)).count();
+    assert_eq!(to_reader(crate::notifications::mails(&sink.dir)), 1, "sent once before the crash");
+
+    let server = w.start(None).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while to_reader(crate::notifications::mails(&sink.dir)) < 2 {
+        assert!(Instant::now() < deadline, "the welcome mail was not sent again: {}", w.log(w.starts));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = w.login(email, "a long password").await;
+    let mailbox = w.get("/api/v1/me/messages", &token).await;
+    assert_eq!(mailbox["items"].as_array().unwrap().len(), 1, "one notice in the mailbox: {mailbox}");
+    server.stop().await;
 }

@@ -20,10 +20,10 @@ use crate::{
 };
 
 /// aiosmtpd writing each message it receives into a directory; killed on drop.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
-    port: u16,
-    dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
 }
 
 impl Drop for SmtpSink {
@@ -33,7 +33,7 @@ impl Drop for SmtpSink {
     }
 }
 
-fn start_smtp_sink() -> Option<SmtpSink> {
+pub(crate) fn start_smtp_sink() -> Option<SmtpSink> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
@@ -57,7 +57,7 @@ fn start_smtp_sink() -> Option<SmtpSink> {
     Some(SmtpSink { child, port, dir })
 }
 
-fn mails(dir: &PathBuf) -> Vec<String> {
+pub(crate) fn mails(dir: &PathBuf) -> Vec<String> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect()
