@@ -12,7 +12,7 @@ pub mod templates;
 
 use std::{sync::Arc, time::Duration};
 
-use tg_messaging::Consumer;
+use tg_messaging::{Consumer, Poison};
 use tg_platform::{
     bus::DomainEvent,
     clock::now_ms,
@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::{
     channels::{Outgoing, SendError, Sms, Smtp, Telegram},
     store::{Delivery, NewNotice, Store},
-    templates::Facts,
+    templates::{Facts, News},
 };
 
 pub fn migrations() -> ServiceMigrations {
@@ -112,31 +112,26 @@ impl NotificationsService {
         Arc::new(NotificationsConsumer(self.clone()))
     }
 
-    /// Who hears about `m`.
-    async fn recipients(&self, m: &DomainEvent) -> anyhow::Result<Vec<String>> {
-        Ok(match m.routing_key.as_str() {
-            "event.updated" | "event.cancelled" => {
-                self.directory.ticket_holders(m.payload["event_id"].as_str().unwrap_or_default()).await?
-            }
-            _ => m.payload["user_id"].as_str().map(|u| vec![u.to_owned()]).unwrap_or_default(),
+    /// Who hears about `news`.
+    async fn recipients(&self, news: &News) -> anyhow::Result<Vec<String>> {
+        Ok(match news {
+            News::EventUpdated(e) | News::EventCancelled(e) => self.directory.ticket_holders(&e.event_id).await?,
+            News::Welcome(u) => vec![u.user_id.clone()],
+            News::Confirmed(b) | News::Expired(b) => vec![b.user_id.clone()],
+            News::Refunded(r) => vec![r.payment.user_id.clone()],
         })
     }
 
-    async fn notices(&self, m: &DomainEvent) -> anyhow::Result<Vec<NewNotice>> {
-        let event_title = match m.payload["event_id"].as_str() {
+    async fn notices(&self, news: &News) -> anyhow::Result<Vec<NewNotice>> {
+        let event_title = match news.event_id() {
             Some(id) => self.directory.event_title(id).await?.unwrap_or_else(|| id.to_owned()),
             None => String::new(),
         };
         let mut out = Vec::new();
-        for user_id in self.recipients(m).await? {
+        for user_id in self.recipients(news).await? {
             let Some(contact) = self.directory.contact(&user_id).await? else { continue };
-            let facts = Facts {
-                name: &contact.display_name,
-                event_title: &event_title,
-                payload: &m.payload,
-                public_url: &self.public_url,
-            };
-            let Some(notice) = templates::render(&m.routing_key, &contact.language, &facts) else { continue };
+            let facts = Facts { name: &contact.display_name, event_title: &event_title, public_url: &self.public_url };
+            let notice = templates::render(news, &contact.language, &facts);
             let mut channels = Vec::new();
             if let (Some(_), Some(email)) = (&self.smtp, &contact.email) {
                 channels.push(("email", email.clone()));
@@ -148,8 +143,11 @@ impl NotificationsService {
             if let (Some(_), Some(phone)) = (&self.sms, phone) {
                 channels.push(("sms", phone));
             }
-            let booking_id = (notice.kind == "booking_confirmed")
-                .then(|| m.payload["booking_id"].as_str().unwrap_or_default().to_owned());
+            // The confirmation carries the booking's QR codes.
+            let booking_id = match news {
+                News::Confirmed(b) => Some(b.booking_id.clone()),
+                _ => None,
+            };
             out.push(NewNotice {
                 user_id,
                 kind: notice.kind.to_owned(),
@@ -224,18 +222,16 @@ impl Consumer for NotificationsConsumer {
     }
 
     fn bindings(&self) -> &'static [&'static str] {
-        &[
-            "user.registered",
-            "booking.confirmed",
-            "booking.expired",
-            "payment.refunded",
-            "event.updated",
-            "event.cancelled",
-        ]
+        News::KEYS
     }
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
-        let notices = self.0.notices(m).await?;
+        let news = News::read(m).map_err(|e| Poison(e.to_string()))?;
+        // Nothing to tell: recorded all the same, so that a redelivery is not looked at again.
+        let notices = match &news {
+            Some(news) => self.0.notices(news).await?,
+            None => Vec::new(),
+        };
         if self.0.store.record(CONSUMER, &m.id, &notices).await? {
             self.0.wake.notify_one();
         }

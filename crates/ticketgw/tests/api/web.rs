@@ -843,7 +843,7 @@ async fn admins_list_and_replay_dead_letters_from_their_page() {
     let db = &app.app.db;
     // A message the notifications consumer gave up on (for a user who no longer exists, say).
     let message = json!({"id": "m-1", "routing_key": "user.registered", "occurred_at": "2026-11-29T00:00:00Z",
-                         "payload": {"user_id": "nobody"}});
+                         "payload": {"user_id": "nobody", "email": "gone@example.com", "display_name": "Gone", "language": "en"}});
     tg_messaging::dead_letters::record(
         db,
         "notifications",
