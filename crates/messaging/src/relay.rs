@@ -193,6 +193,8 @@ impl Relay {
             }
             if let Err(e) = self.retry_once().await {
                 tracing::warn!(error = %Bounded(&e), "retry pass failed; rows stay for the next");
+                // It may have failed on a broken broker channel: the next pass connects anew.
+                self.publisher = None;
             }
             match self.relay_once().await {
                 Ok(0) => {
