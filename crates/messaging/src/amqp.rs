@@ -21,7 +21,7 @@ use lapin::{
 };
 use tg_platform::{bus::DomainEvent, db::Db, telemetry::Bounded};
 
-use crate::{dead_letters, is_poison, relay::Counters, Consumer, Poison, RETRY_DELAYS};
+use crate::{dead_letters, is_poison, relay::Counters, retry_delay, retry_step, Consumer, Poison, RETRY_DELAYS};
 
 /// Header counting a message's failed attempts at its consumer.
 const ATTEMPTS_HEADER: &str = "x-tg-attempts";
@@ -146,6 +146,15 @@ async fn publish_confirmed(
     Ok(())
 }
 
+/// `properties` with `extra` headers set (over those it has).
+fn with_headers(properties: &BasicProperties, extra: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    for (name, value) in extra {
+        headers.insert(short(name), value.clone());
+    }
+    properties.clone().with_headers(headers)
+}
+
 fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
     properties.headers().as_ref()?.inner().get(name)
 }
@@ -225,9 +234,10 @@ impl Publisher {
                         "unroutable message dead-lettered"
                     );
                     unroutable += 1;
-                    let mut headers = returned.properties.headers().clone().unwrap_or_default();
-                    headers.insert(short(ERROR_HEADER), text("unroutable: no queue is bound for its routing key"));
-                    let props = returned.properties.clone().with_headers(headers);
+                    let props = with_headers(
+                        &returned.properties,
+                        &[(ERROR_HEADER, text("unroutable: no queue is bound for its routing key"))],
+                    );
                     publish_confirmed(
                         &self.ch,
                         &self.names.dead_letter,
@@ -247,9 +257,7 @@ impl Publisher {
     /// Put `message` straight into `consumer`'s queue (a replay or a retry from the table).
     pub async fn send_to(&self, consumer: &str, message: &DomainEvent, attempts: u32) -> anyhow::Result<()> {
         let body = serde_json::to_vec(message)?;
-        let mut headers = FieldTable::default();
-        headers.insert(short(ATTEMPTS_HEADER), AMQPValue::LongUInt(attempts));
-        let props = properties(message).with_headers(headers);
+        let props = with_headers(&properties(message), &[(ATTEMPTS_HEADER, AMQPValue::LongUInt(attempts))]);
         publish_confirmed(&self.ch, "", &self.names.queue(consumer), &body, props).await
     }
 
@@ -302,22 +310,24 @@ pub async fn consume(
         match handle_delivery(consumer.as_ref(), &delivery).await {
             Handled::Done => {}
             Handled::Retry(error) => {
-                let step = (attempts as usize - 1).min(RETRY_DELAYS.len() - 1);
-                tracing::warn!(consumer = name, attempts, retry_in_s = RETRY_DELAYS[step].as_secs(), error = %Bounded(&error), "consumer failed; will retry");
+                let retry_in_s = retry_delay(attempts).as_secs();
+                tracing::warn!(consumer = name, attempts, retry_in_s, error = %Bounded(&error), "consumer failed; will retry");
                 counters.retried(name);
-                let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-                headers.insert(short(ATTEMPTS_HEADER), AMQPValue::LongUInt(attempts));
-                let props = delivery.properties.clone().with_headers(headers);
-                publish_confirmed(&ch, "", &names.retry_queue(name, step), &delivery.data, props).await?;
+                let props = with_headers(&delivery.properties, &[(ATTEMPTS_HEADER, AMQPValue::LongUInt(attempts))]);
+                let queue = names.retry_queue(name, retry_step(attempts));
+                publish_confirmed(&ch, "", &queue, &delivery.data, props).await?;
             }
             Handled::Poison(error) => {
                 tracing::error!(consumer = name, error = %Bounded(&error), "poison message dead-lettered");
                 counters.dead_lettered(name);
-                let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-                headers.insert(short(CONSUMER_HEADER), text(name));
-                headers.insert(short(ERROR_HEADER), text(&Bounded(&error).to_string()));
-                headers.insert(short(ATTEMPTS_HEADER), AMQPValue::LongUInt(attempts));
-                let props = delivery.properties.clone().with_headers(headers);
+                let props = with_headers(
+                    &delivery.properties,
+                    &[
+                        (CONSUMER_HEADER, text(name)),
+                        (ERROR_HEADER, text(&Bounded(&error).to_string())),
+                        (ATTEMPTS_HEADER, AMQPValue::LongUInt(attempts)),
+                    ],
+                );
                 publish_confirmed(&ch, &names.dead_letter, delivery.routing_key.as_str(), &delivery.data, props)
                     .await?;
             }

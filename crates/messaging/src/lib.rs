@@ -62,11 +62,15 @@ pub fn is_poison(error: &anyhow::Error) -> bool {
     error.chain().any(|c| c.is::<Poison>())
 }
 
+/// The step of [`RETRY_DELAYS`] after `attempt` failed attempts (RabbitMQ has one delay queue per
+/// step).
+pub fn retry_step(attempt: u32) -> usize {
+    (attempt.max(1) as usize - 1).min(RETRY_DELAYS.len() - 1)
+}
+
 /// How long to wait before attempt `attempt + 1` after `attempt` failed ones: 1 s, 5 s, then 15 s.
-/// RabbitMQ has one delay queue per step ([`RETRY_DELAYS`]).
 pub fn retry_delay(attempt: u32) -> Duration {
-    let step = (attempt.max(1) as usize - 1).min(RETRY_DELAYS.len() - 1);
-    RETRY_DELAYS[step]
+    RETRY_DELAYS[retry_step(attempt)]
 }
 
 /// The delays between attempts; the last repeats.

@@ -28,19 +28,11 @@ pub struct MessagingConfig {
     pub amqp_prefix: String,
     /// How often the relay looks at the outbox when nobody woke it.
     pub poll: Duration,
-    /// Consumers of other processes, by name with their routing-key patterns: their messages are
-    /// published even though no consumer of this process takes them.
-    pub subscriptions: Vec<(String, Vec<String>)>,
 }
 
 impl Default for MessagingConfig {
     fn default() -> Self {
-        MessagingConfig {
-            amqp_url: None,
-            amqp_prefix: "ticketgw".into(),
-            poll: Duration::from_secs(1),
-            subscriptions: Vec::new(),
-        }
+        MessagingConfig { amqp_url: None, amqp_prefix: "ticketgw".into(), poll: Duration::from_secs(1) }
     }
 }
 
@@ -273,14 +265,9 @@ impl Relay {
         Ok(messages.len())
     }
 
-    /// Whether a consumer (of this process, or of the platform's topology) takes `routing_key`.
+    /// Whether a consumer takes `routing_key`.
     fn subscribed(&self, routing_key: &str) -> bool {
         self.consumers.iter().any(|c| c.bindings().iter().any(|p| topic_matches(p, routing_key)))
-            || self
-                .config
-                .subscriptions
-                .iter()
-                .any(|(_, patterns)| patterns.iter().any(|p| topic_matches(p, routing_key)))
     }
 
     async fn publisher(&mut self, url: &str) -> anyhow::Result<&Publisher> {

@@ -10,7 +10,7 @@
 //!
 //! Every step may be cut short by a crash and is safe to run again (see ARCHITECTURE.md): a
 //! webhook is stored, then applied by conditional updates, and a redelivery of a stored event is
-//! applied again while its payment is pending; a payment stored but not yet started at its provider
+//! applied again until its payment has succeeded; a payment stored but not yet started at its provider
 //! is started on the next request with its key (providers take our payment id as their
 //! idempotency key). Reconciliation ([`PaymentsService::reconcile`]) settles what no message did:
 //! pending payments are asked of their provider, unsettled successes are settled.
@@ -252,7 +252,8 @@ impl PaymentsService {
     /// is looked up at the provider first.
     pub async fn get(&self, p: &Principal, id: &str) -> ApiResult<PaymentView> {
         let row = self.owned(p, id).await?;
-        if row.status == "pending" {
+        let polled = self.providers.get(row.provider.as_str()).is_some_and(|p| p.reports_by_polling());
+        if row.status == "pending" && polled {
             if let Err(e) = self.poll_one(&row).await {
                 tracing::debug!(payment_id = %row.id, error = %Bounded(&e), "poll failed");
             }
@@ -420,7 +421,8 @@ impl PaymentsService {
         }
     }
 
-    /// Background work: poll pending KHQR payments, retry pending refunds, reconcile.
+    /// Background work: poll pending payments of polling providers (KHQR), retry pending refunds,
+    /// reconcile.
     pub async fn run_maintenance(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let every = (self.reconcile_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
@@ -428,8 +430,11 @@ impl PaymentsService {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if self.providers.contains_key("khqr") {
-                        if let Ok(pending) = self.store.pending("khqr", now_ms() - 3_600_000).await {
+                    for (name, provider) in &self.providers {
+                        if !provider.reports_by_polling() {
+                            continue;
+                        }
+                        if let Ok(pending) = self.store.pending(name, now_ms() - 3_600_000).await {
                             for row in pending {
                                 if let Err(e) = self.poll_one(&row).await {
                                     tracing::debug!(payment_id = %row.id, error = %Bounded(&e), "poll failed");
@@ -519,9 +524,12 @@ impl PaymentsService {
         let Some(p) = self.store.payment(payment_id).await? else {
             return Err(Poison(format!("payment.succeeded for an unknown payment {payment_id:?}")).into());
         };
-        // Settled, or refunded already because its booking could not be confirmed (it stays so,
-        // even if seats were freed since).
-        if p.settled_at.is_some() || p.status != "succeeded" || p.refunded_cents > 0 {
+        if p.settled_at.is_some() {
+            return Ok(());
+        }
+        // Refunded already because its booking could not be confirmed (it stays so, even if seats
+        // were freed since), or no longer a plain success.
+        if p.status != "succeeded" || p.refunded_cents > 0 {
             self.store.mark_settled(&p.id).await?;
             return Ok(());
         }

@@ -114,6 +114,10 @@ impl Provider for Khqr {
         "khqr"
     }
 
+    fn reports_by_polling(&self) -> bool {
+        true
+    }
+
     fn currencies(&self) -> &'static [&'static str] {
         &["USD", "KHR"]
     }

@@ -87,6 +87,11 @@ pub trait Provider: Send + Sync {
     /// Polling providers (KHQR) are asked this way instead of webhooks; every provider is asked
     /// when reconciling a payment left pending.
     async fn poll(&self, provider_ref: &str) -> Result<Option<Outcome>, ProviderError>;
+    /// Whether its payments are learned of only by asking ([`Provider::poll`]), not by webhooks:
+    /// then a pending payment is asked about while its payer waits, not only when reconciling.
+    fn reports_by_polling(&self) -> bool {
+        false
+    }
     /// Close a payment that is no longer wanted (its hold is gone), so that it can no longer be
     /// paid; afterwards [`Provider::poll`] tells whether it was paid just before.
     async fn cancel(&self, _provider_ref: &str) -> Result<(), ProviderError> {
