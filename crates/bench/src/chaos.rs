@@ -93,6 +93,12 @@ struct Server {
 
 impl Server {
     async fn start(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_ready().await
+    }
+
+    /// Start the process without waiting for it to be ready.
+    fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("serve")
@@ -101,7 +107,7 @@ impl Server {
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
         self.child = Some(cmd.spawn().context("starting ticketgw")?);
-        self.wait_ready().await
+        Ok(())
     }
 
     /// Ready, or started again if it exited (it cannot start while the database refuses).
@@ -428,11 +434,19 @@ async fn run(
         events.push((broker_outage + args.broker_outage_secs as f64, "broker up"));
     }
     events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut db_down = false;
     for (at, what) in events {
         let when = start + Duration::from_secs_f64(at);
         tokio::time::sleep_until(when.into()).await;
         let t = start.elapsed().as_secs_f64();
         match what {
+            "kill" if db_down => {
+                // It cannot start before the database is back: "db up" waits for it (and restarts
+                // it as often as it exits meanwhile).
+                server.kill9().await;
+                server.spawn()?;
+                println!("- {t:.1} s: kill -9; restarted, ready once the database is back");
+            }
             "kill" => {
                 server.kill9().await;
                 println!("- {t:.1} s: kill -9; restarting");
@@ -440,6 +454,7 @@ async fn run(
                 println!("- {:.1} s: ready again", start.elapsed().as_secs_f64());
             }
             "db down" => {
+                db_down = true;
                 println!("- {t:.1} s: PostgreSQL refuses connections and terminates every session");
                 admin_sql(&args.database_url, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await?;
                 admin_sql(
@@ -449,6 +464,7 @@ async fn run(
                 .await?;
             }
             "db up" => {
+                db_down = false;
                 admin_sql(&args.database_url, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await?;
                 println!("- {t:.1} s: PostgreSQL accepts connections again");
                 server.wait_ready().await?;
