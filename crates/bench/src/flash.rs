@@ -222,12 +222,7 @@ async fn run(args: &FlashArgs, app: &App, base: &str) -> anyhow::Result<bool> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let organizer_user = app.users.seed_demo().await?;
-    let organizer = Principal {
-        user_id: organizer_user,
-        email: None,
-        display_name: None,
-        roles: vec![Role::User, Role::Organizer],
-    };
+    let organizer = Principal::user(organizer_user, vec![Role::User, Role::Organizer]);
     let t0 = Instant::now();
     let client = Client::new();
     let mut tokens = Vec::with_capacity(args.buyers);

@@ -7,8 +7,10 @@
 pub mod api;
 pub mod checkin;
 pub mod hold;
+pub mod internal;
 pub mod model;
 pub mod ports;
+pub mod read_model;
 pub mod store;
 pub mod tickets;
 

@@ -36,7 +36,6 @@ pub fn router(svc: Arc<EventsService>) -> OpenApiRouter {
         .routes(routes!(cancel))
         .routes(routes!(complete))
         .routes(routes!(my_events))
-        .routes(routes!(moderation))
         .routes(routes!(categories))
         .routes(routes!(tags))
         .routes(routes!(rate))
@@ -46,6 +45,11 @@ pub fn router(svc: Arc<EventsService>) -> OpenApiRouter {
         .routes(routes!(upload_banner).layer(DefaultBodyLimit::max(max_banner)))
         .routes(routes!(media))
         .with_state(svc)
+}
+
+/// The events service's admin routes (moderation; served by the `admin` target when services run apart).
+pub fn admin_router(svc: Arc<EventsService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(moderation)).with_state(svc)
 }
 
 /// Parse an event document, naming the offending field on error.

@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod api;
 pub mod currencies;
 pub mod document;
+pub mod internal;
 pub mod ports;
 pub mod search;
 pub mod store;

@@ -14,7 +14,7 @@ pub trait OrganizerDirectory: Send + Sync {
 }
 
 /// Sold and held tickets of one ticket type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TypeCounts {
     pub sold: i64,
     pub held: i64,

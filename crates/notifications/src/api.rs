@@ -22,11 +22,12 @@ use crate::{
 type Svc = State<Arc<NotificationsService>>;
 
 pub fn router(svc: Arc<NotificationsService>) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(my_messages))
-        .routes(routes!(get_channels, set_channels))
-        .routes(routes!(delivery_log))
-        .with_state(svc)
+    OpenApiRouter::new().routes(routes!(my_messages)).routes(routes!(get_channels, set_channels)).with_state(svc)
+}
+
+/// The delivery log for admins (served by the `admin` target when services run apart).
+pub fn admin_router(svc: Arc<NotificationsService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(delivery_log)).with_state(svc)
 }
 
 #[derive(Serialize, ToSchema)]

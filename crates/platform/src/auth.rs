@@ -62,9 +62,37 @@ pub struct Principal {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub roles: Vec<Role>,
+    /// Set when the caller is a service with its own token (client-credentials grant): its client id.
+    pub service: Option<String>,
+    /// The token the caller presented, for calls other services make on its behalf.
+    pub token: Option<BearerToken>,
+}
+
+/// A bearer token as presented; its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub Arc<str>);
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(…)")
+    }
+}
+
+impl BearerToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Principal {
+    /// A user with these roles (no token: tests, the CLI, demo data).
+    pub fn user(user_id: impl Into<String>, roles: Vec<Role>) -> Principal {
+        Principal { user_id: user_id.into(), email: None, display_name: None, roles, service: None, token: None }
+    }
+    /// 403 unless the caller is one of the platform's services (internal routes).
+    pub fn require_service(&self) -> Result<&str, ApiError> {
+        self.service.as_deref().ok_or_else(|| ApiError::forbidden("only the platform's services may call this"))
+    }
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -108,7 +136,10 @@ pub async fn authenticate(State(verifier): State<Arc<dyn TokenVerifier>>, mut re
         None => AuthOutcome::Anonymous,
         Some(Err(())) => AuthOutcome::Rejected("Authorization header is not a Bearer token".into()),
         Some(Ok(token)) => match verifier.verify(token).await {
-            Ok(p) => AuthOutcome::Authenticated(p),
+            Ok(mut p) => {
+                p.token = Some(BearerToken(Arc::from(token)));
+                AuthOutcome::Authenticated(p)
+            }
             Err(AuthError::Invalid(why)) => {
                 tracing::debug!(%why, "bearer token rejected");
                 AuthOutcome::Rejected("token is invalid or expired".into())

@@ -171,13 +171,33 @@ pub struct ClientIp(pub std::net::IpAddr);
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(client_ip(&parts.extensions, &parts.headers).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())))
     }
+}
+
+static TRUST_FORWARDED_FOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Take the client's address from `X-Forwarded-For` (its last entry, the one our gateway wrote)
+/// instead of the TCP peer. Set by processes that run behind the gateway; never in the monolith,
+/// where anyone could write the header.
+pub fn trust_forwarded_for(trust: bool) {
+    TRUST_FORWARDED_FOR.store(trust, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The client's address: the TCP peer, or (behind the gateway) what the gateway saw.
+pub fn client_ip(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if TRUST_FORWARDED_FOR.load(std::sync::atomic::Ordering::Relaxed) {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer
 }
 
 /// The request's `Idempotency-Key` header (1 to 200 characters), required on POSTs with money or

@@ -5,20 +5,20 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// One invalid input field, named by its JSON path (e.g. `datetime.start`).
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
 }
 
 /// Problem document (`application/problem+json`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// URI identifying the problem type.
     #[serde(rename = "type")]
@@ -29,14 +29,15 @@ pub struct Problem {
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// Ours are static; a problem passed on from another service keeps that service's code.
+    pub code: std::borrow::Cow<'static, str>,
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
     /// Seconds a client should wait (429/503).
@@ -44,8 +45,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: Some(detail.into()), errors: vec![], retry_after: None }
+    pub fn new(status: StatusCode, code: impl Into<std::borrow::Cow<'static, str>>, detail: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), detail: Some(detail.into()), errors: vec![], retry_after: None }
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
@@ -55,7 +56,7 @@ impl ApiError {
         let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "validation_failed",
+            code: "validation_failed".into(),
             detail: Some(detail),
             errors,
             retry_after: None,
@@ -97,6 +98,14 @@ impl ApiError {
     /// [`From<sqlx::Error>`] answers it (503 with `Retry-After` when transient, 400 for bad text),
     /// else an internal error.
     pub fn from_anyhow(err: anyhow::Error) -> Self {
+        if let Some(away) = err.chain().find_map(|c| c.downcast_ref::<ServiceUnavailable>()) {
+            tracing::warn!(service = away.service, error = %crate::telemetry::Bounded(&away.detail), "service unavailable");
+            return Self::unavailable(
+                "service_unavailable",
+                format!("the {} service is unavailable, retry shortly", away.service),
+            )
+            .retry_in(2);
+        }
         match err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()).and_then(Self::from_database) {
             Some(answer) => answer,
             None => Self::internal(format!("{err:#}")),
@@ -157,6 +166,15 @@ impl IntoResponse for ApiError {
         }
         res
     }
+}
+
+/// Another service (running in another process) did not answer, or answered that it cannot now: the
+/// request may be retried. Answered as 503 `service_unavailable` with `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} service unavailable: {detail}")]
+pub struct ServiceUnavailable {
+    pub service: &'static str,
+    pub detail: String,
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     config::Settings,
     docs,
+    targets::Targets,
     wiring::{BookingsForPayments, EventsCatalog, LateBookings, NotificationsDirectory, UsersContacts, UsersDirectory},
 };
 
@@ -34,7 +35,7 @@ use crate::{
     info(title = "Ticket Gateway API", description = "Event ticketing: identity, events, bookings, payments."),
     modifiers(&BearerAuth)
 )]
-struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerAuth;
 
@@ -94,8 +95,9 @@ pub async fn build_with(
     listen: SocketAddr,
     extra_consumers: Vec<Arc<dyn Consumer>>,
 ) -> anyhow::Result<App> {
-    let target = settings.target()?;
-    tracing::info!(target, "starting services");
+    let targets = settings.targets()?;
+    anyhow::ensure!(targets == Targets::All, "app::build runs every service; {targets} is built by distributed::build");
+    tracing::info!("starting every service");
     let db = open_db(settings).await?;
     let bus = Bus::new();
     let users = UsersService::start(db.clone(), bus.clone(), settings.users(listen)).await?;
@@ -132,27 +134,24 @@ pub async fn build_with(
     )?;
     let verifier: Arc<dyn TokenVerifier> = users.clone();
 
-    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(tg_users::api::router(users.clone()));
-    if target == "all" {
-        api = api
-            .merge(tg_events::api::router(events.clone()))
-            .merge(tg_bookings::api::router(bookings.clone()))
-            .merge(tg_payments::api::router(payments.clone()))
-            .merge(tg_notifications::api::router(notifications.clone()))
-            .merge(tg_messaging::api::router(db.clone()));
-    }
-    let (mut routes, openapi) = api.split_for_parts();
-    if target == "all" {
-        routes = routes.merge(tg_payments::api::pages(payments.clone()));
-    }
-    let routes = routes.merge(docs::router(openapi)).layer(middleware::from_fn_with_state(verifier, authenticate));
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(tg_users::api::router(users.clone()))
+        .merge(tg_users::api::admin_router(users.clone()))
+        .merge(tg_events::api::router(events.clone()))
+        .merge(tg_events::api::admin_router(events.clone()))
+        .merge(tg_bookings::api::router(bookings.clone()))
+        .merge(tg_payments::api::router(payments.clone()))
+        .merge(tg_notifications::api::router(notifications.clone()))
+        .merge(tg_notifications::api::admin_router(notifications.clone()))
+        .merge(tg_messaging::api::router(db.clone()));
+    let (routes, openapi) = api.split_for_parts();
+    let routes = routes
+        .merge(tg_payments::api::pages(payments.clone()))
+        .merge(docs::router(openapi))
+        .layer(middleware::from_fn_with_state(verifier, authenticate));
     // The web UI calls the API routes above in process, as its signed-in user.
-    let routes = if target == "all" {
-        let ui = tg_web::router(routes.clone(), settings.web(listen, payments.provider_names()));
-        routes.merge(ui)
-    } else {
-        routes
-    };
+    let ui = tg_web::router(routes.clone(), settings.web(listen, payments.provider_names()));
+    let routes = routes.merge(ui);
 
     let metrics = Metrics::new();
     let mut consumers = vec![payments.consumer(), notifications.consumer()];
@@ -182,7 +181,16 @@ pub async fn serve(
     app: &App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
+    serve_router(listener, app.router.clone(), shutdown).await
+}
+
+/// Serve `router` on `listener` (with the peer address, for per-IP limits) until `shutdown` resolves.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use tg_platform::{auth::Role, telemetry};
 use tokio::net::TcpListener;
 
-use crate::{app, config::Settings};
+use crate::{app, config::Settings, distributed, targets::Targets};
 
 #[derive(Parser)]
 #[command(name = "ticketgw", version, about = "Ticket Gateway: event ticketing platform")]
@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform (all services, or the one named by --target).
+    /// Run the platform: every service (`--target all`), or the listed targets as microservices.
     Serve(Settings),
     /// Apply database migrations and exit.
     Migrate(Settings),
@@ -115,9 +115,15 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Command::Serve(s) => {
             let s = s.with_file()?;
             telemetry::init(s.json_logs());
-            s.target()?;
+            let targets = s.targets()?;
             let listener = TcpListener::bind(s.listen()).await?;
             let addr = listener.local_addr()?;
+            if targets != Targets::All {
+                let process = distributed::build(&s, addr, &targets).await?;
+                tracing::info!(%addr, %targets, startup_ms = started.elapsed().as_millis() as u64, "listening");
+                app::serve_router(listener, process.router.clone(), shutdown_signal()).await?;
+                return Ok(());
+            }
             let app = app::build(&s, addr).await?;
             tracing::info!(%addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
             app::serve(listener, &app, shutdown_signal()).await?;

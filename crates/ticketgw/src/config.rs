@@ -27,7 +27,9 @@ pub struct Settings {
     /// Directory for the SQLite file and uploads [default: ./data].
     #[arg(long, env = "TICKETGW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Which services to run: `all` or `users` [default: all].
+    /// What this process runs: `all` (every service, in process), or a comma-separated list of
+    /// `gateway`, `users`, `events`, `bookings`, `payments`, `notifications`, `admin`, `web`
+    /// (microservices; see TICKETGW_<SERVICE>_URL in the README) [default: all].
     #[arg(long, env = "TICKETGW_TARGET")]
     pub target: Option<String>,
     /// `postgres://…` for PostgreSQL, `sqlite:…` for a SQLite file elsewhere; unset = SQLite in the data directory.
@@ -171,8 +173,6 @@ macro_rules! fill {
     ($a:ident, $b:ident, $($f:ident),*) => { $( if $a.$f.is_none() { $a.$f = $b.$f; } )* };
 }
 
-pub const TARGETS: [&str; 2] = ["all", "users"];
-
 impl Settings {
     /// Merge in the TOML file named by `--config`, if any. Flags and environment win over the file.
     pub fn with_file(mut self) -> anyhow::Result<Settings> {
@@ -239,10 +239,8 @@ impl Settings {
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./data"))
     }
-    pub fn target(&self) -> anyhow::Result<&str> {
-        let t = self.target.as_deref().unwrap_or("all");
-        anyhow::ensure!(TARGETS.contains(&t), "unknown target {t:?}; available: {}", TARGETS.join(", "));
-        Ok(t)
+    pub fn targets(&self) -> anyhow::Result<crate::targets::Targets> {
+        crate::targets::Targets::parse(self.target.as_deref().unwrap_or("all"))
     }
     pub fn json_logs(&self) -> bool {
         self.log_format.as_deref() == Some("json")
@@ -367,6 +365,7 @@ impl Settings {
                 per_ip_burst: self.register_ip_burst.unwrap_or(RegisterLimits::default().per_ip_burst),
                 ..RegisterLimits::default()
             },
+            service_clients: Vec::new(),
         }
     }
 }

@@ -95,12 +95,7 @@ fn more_demo_events() -> Vec<serde_json::Value> {
 
 pub async fn seed(app: &App) -> anyhow::Result<()> {
     let organizer_user = app.users.seed_demo().await?;
-    let organizer = Principal {
-        user_id: organizer_user,
-        email: None,
-        display_name: None,
-        roles: vec![Role::User, Role::Organizer],
-    };
+    let organizer = Principal::user(organizer_user, vec![Role::User, Role::Organizer]);
     let mut events = vec![fixture_on_sale_now()];
     events.extend(more_demo_events());
     for doc in events {

@@ -96,19 +96,7 @@ pub struct BookingsForPayments(pub Arc<BookingsService>);
 #[async_trait::async_trait]
 impl tg_payments::ports::Bookings for BookingsForPayments {
     async fn booking(&self, id: &str) -> anyhow::Result<Option<tg_payments::ports::BookingInfo>> {
-        let Some(b) = self.0.find(id).await? else { return Ok(None) };
-        let expires_at_ms = jiff::Timestamp::from_str(&b.expires_at).map(|t| t.as_millisecond()).unwrap_or(0);
-        let tickets: i64 = b.items.iter().map(|i| i.quantity).sum();
-        Ok(Some(tg_payments::ports::BookingInfo {
-            description: format!("{tickets} ticket(s), booking {}", b.id),
-            amount_cents: (b.total_amount * 100.0).round() as i64,
-            id: b.id,
-            user_id: b.user_id,
-            event_id: b.event_id,
-            status: b.status,
-            currency: b.currency,
-            expires_at_ms,
-        }))
+        Ok(self.0.find(id).await?.map(booking_info))
     }
 
     async fn confirm(&self, booking_id: &str) -> Result<(), tg_payments::ports::ConfirmFailure> {
@@ -127,6 +115,22 @@ impl tg_payments::ports::Bookings for BookingsForPayments {
         tickets: Option<&[String]>,
     ) -> tg_platform::ApiResult<i64> {
         self.0.refund_tickets(principal, booking_id, tickets).await.map(|(_, cents)| cents)
+    }
+}
+
+/// A booking as payments sees it: amounts in cents, the hold's end in Unix milliseconds.
+pub fn booking_info(b: tg_bookings::model::BookingView) -> tg_payments::ports::BookingInfo {
+    let expires_at_ms = jiff::Timestamp::from_str(&b.expires_at).map(|t| t.as_millisecond()).unwrap_or(0);
+    let tickets: i64 = b.items.iter().map(|i| i.quantity).sum();
+    tg_payments::ports::BookingInfo {
+        description: format!("{tickets} ticket(s), booking {}", b.id),
+        amount_cents: (b.total_amount * 100.0).round() as i64,
+        id: b.id,
+        user_id: b.user_id,
+        event_id: b.event_id,
+        status: b.status,
+        currency: b.currency,
+        expires_at_ms,
     }
 }
 

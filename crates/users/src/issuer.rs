@@ -21,6 +21,12 @@ use crate::store::{KeyRow, Store};
 
 /// Audience of access tokens minted by the built-in issuer.
 pub const AUDIENCE: &str = "ticketgw";
+/// Audience of service tokens (client-credentials grant): accepted only by internal routes.
+pub const SERVICE_AUDIENCE: &str = "ticketgw-internal";
+/// The one scope a service token carries.
+pub const INTERNAL_SCOPE: &str = "internal";
+/// Lifetime of a service token.
+pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -35,6 +41,17 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub roles: Vec<Role>,
+    /// Space-separated scopes; service tokens carry `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl AccessClaims {
+    /// The service client id, when this is a service token for internal routes.
+    pub fn service(&self) -> Option<&str> {
+        let internal = self.scope.as_deref().is_some_and(|s| s.split(' ').any(|s| s == INTERNAL_SCOPE));
+        (self.aud == SERVICE_AUDIENCE && internal).then(|| self.sub.strip_prefix("service:")).flatten()
+    }
 }
 
 struct SigningKey {
@@ -107,7 +124,6 @@ impl Issuer {
         name: &str,
         roles: &[Role],
     ) -> anyhow::Result<String> {
-        let keys = self.keys.read().await.clone();
         let now = now_ms() / 1000;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -119,10 +135,34 @@ impl Issuer {
             email: email.map(str::to_owned),
             name: Some(name.to_owned()),
             roles: roles.to_vec(),
+            scope: None,
         };
+        self.sign(&claims).await
+    }
+
+    /// A short-lived token for a registered service client, bound to the internal audience and scope.
+    pub async fn mint_service(&self, client_id: &str) -> anyhow::Result<String> {
+        let now = now_ms() / 1000;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: format!("service:{client_id}"),
+            aud: SERVICE_AUDIENCE.into(),
+            iat: now,
+            exp: now + SERVICE_TOKEN_TTL.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+            email: None,
+            name: None,
+            roles: Vec::new(),
+            scope: Some(INTERNAL_SCOPE.into()),
+        };
+        self.sign(&claims).await
+    }
+
+    async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        let keys = self.keys.read().await.clone();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(keys.signing.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &keys.signing.encoding)?)
+        Ok(jsonwebtoken::encode(&header, claims, &keys.signing.encoding)?)
     }
 
     /// Verify a token of this issuer: signature by a published key, `iss`, `aud`, `exp`.
@@ -174,13 +214,7 @@ impl Issuer {
     }
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<AccessClaims, String> {
-        let mut v = Validation::new(Algorithm::EdDSA);
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[AUDIENCE]);
-        // Our own tokens: every instance shares the clock source closely enough; no extra leeway.
-        v.leeway = 0;
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+        decode_claims(token, key, &self.issuer)
     }
 
     /// Public keys as a JWK Set.
@@ -281,5 +315,31 @@ mod tests {
         let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600)).await.unwrap();
         assert!(other.verify(&before).await.is_ok());
         assert!(other.verify(&after).await.is_ok());
+    }
+}
+
+/// Check a token of the built-in issuer against one of its keys: signature, `iss`, `aud` (users or
+/// services), `exp`. Shared by the issuer and by [`crate::remote::RemoteVerifier`].
+pub(crate) fn decode_claims(token: &str, key: &DecodingKey, issuer: &str) -> Result<AccessClaims, String> {
+    let mut v = Validation::new(Algorithm::EdDSA);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[AUDIENCE, SERVICE_AUDIENCE]);
+    // Our own tokens: every instance shares the clock source closely enough; no extra leeway.
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+}
+
+impl From<AccessClaims> for tg_platform::auth::Principal {
+    fn from(c: AccessClaims) -> Self {
+        let service = c.service().map(str::to_owned);
+        tg_platform::auth::Principal {
+            user_id: c.sub,
+            email: c.email,
+            display_name: c.name,
+            roles: c.roles,
+            service,
+            token: None,
+        }
     }
 }

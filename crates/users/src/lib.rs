@@ -6,11 +6,13 @@
 
 pub mod api;
 pub mod external;
+pub mod internal;
 pub mod issuer;
 pub mod model;
 pub mod password;
 pub mod ratelimit;
 pub mod recaptcha;
+pub mod remote;
 pub mod store;
 
 use std::{sync::Arc, time::Duration};
@@ -50,6 +52,21 @@ pub struct UsersConfig {
     pub recaptcha: Option<RecaptchaConfig>,
     pub login_limits: LoginLimits,
     pub register_limits: RegisterLimits,
+    /// Services that may get a service token with the client-credentials grant.
+    pub service_clients: Vec<ServiceClient>,
+}
+
+/// A registered service client: its id and secret (client-credentials grant).
+#[derive(Clone)]
+pub struct ServiceClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceClient({}, <secret>)", self.id)
+    }
 }
 
 impl Default for UsersConfig {
@@ -63,6 +80,7 @@ impl Default for UsersConfig {
             recaptcha: None,
             login_limits: LoginLimits::default(),
             register_limits: RegisterLimits::default(),
+            service_clients: Vec::new(),
         }
     }
 }
@@ -159,6 +177,22 @@ impl UsersService {
         self.store.organizer_by_user(user_id).await
     }
 
+    /// Whether `secret` is the registered secret of service client `id` (compared in constant time).
+    pub fn service_client_valid(&self, id: &str, secret: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+        let given = digest(secret);
+        self.config
+            .service_clients
+            .iter()
+            .any(|c| c.id == id && !c.secret.is_empty() && bool::from(digest(&c.secret).as_ref().ct_eq(given.as_ref())))
+    }
+
+    /// A service token for this process's own calls (when the users service runs here).
+    pub async fn mint_service_token(&self, client_id: &str) -> anyhow::Result<String> {
+        self.issuer.mint_service(client_id).await
+    }
+
     pub async fn organizer(&self, organizer_id: &str) -> Result<Option<OrganizerProfile>, sqlx::Error> {
         self.store.organizer_by_id(organizer_id).await
     }
@@ -212,7 +246,7 @@ impl TokenVerifier for UsersService {
         let iss = peek_issuer(token).ok_or_else(|| AuthError::Invalid("malformed token".into()))?;
         if iss == self.issuer.issuer {
             let c = self.issuer.verify(token).await.map_err(AuthError::Invalid)?;
-            return Ok(Principal { user_id: c.sub, email: c.email, display_name: c.name, roles: c.roles });
+            return Ok(c.into());
         }
         match &self.external {
             Some(ext) if iss == ext.config.issuer => {
@@ -223,7 +257,14 @@ impl TokenVerifier for UsersService {
                     .upsert_external(&ext.config.issuer, &id.subject, id.email.as_deref(), &name)
                     .await
                     .map_err(|e| AuthError::Unavailable(format!("user store: {e}")))?;
-                Ok(Principal { user_id, email: id.email, display_name: Some(name), roles: id.roles })
+                Ok(Principal {
+                    user_id,
+                    email: id.email,
+                    display_name: Some(name),
+                    roles: id.roles,
+                    service: None,
+                    token: None,
+                })
             }
             _ => Err(AuthError::Invalid("unknown issuer".into())),
         }

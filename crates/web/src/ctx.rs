@@ -243,6 +243,10 @@ async fn send_to_api(
     // The API throttles logins by client address; it is the browser's, not ours.
     if let Some(peer) = peer {
         req.extensions_mut().insert(peer);
+        // When the API runs in other processes, this is how they learn it (they trust it only there).
+        if let Ok(ip) = header::HeaderValue::from_str(&peer.0.ip().to_string()) {
+            req.headers_mut().insert("x-forwarded-for", ip);
+        }
     }
     let res = web.api.clone().oneshot(req).await.map_err(Problem::internal)?;
     let (parts, body) = res.into_parts();
@@ -393,7 +397,8 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
             token
         }
     };
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().copied();
+    let peer =
+        tg_platform::http::client_ip(req.extensions(), req.headers()).map(|ip| ConnectInfo(SocketAddr::new(ip, 0)));
     let mut token = jar.get(ACCESS_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
     let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
     // Signing out needs no fresh session (and must not get one back).

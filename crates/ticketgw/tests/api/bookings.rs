@@ -483,12 +483,10 @@ fn random_operation_sequences_keep_the_invariants() {
         app
     });
     let organizer_user = rt.block_on(app.app.users.seed_demo()).unwrap();
-    let organizer = tg_platform::auth::Principal {
-        user_id: organizer_user,
-        email: None,
-        display_name: None,
-        roles: vec![tg_platform::auth::Role::User, tg_platform::auth::Role::Organizer],
-    };
+    let organizer = tg_platform::auth::Principal::user(
+        organizer_user,
+        vec![tg_platform::auth::Role::User, tg_platform::auth::Role::Organizer],
+    );
     let case = std::sync::atomic::AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
     runner
@@ -522,7 +520,7 @@ async fn run_ops(app: &TestApp, organizer: &tg_platform::auth::Principal, n: usi
             Op::Cancel(k) if !bookings.is_empty() => {
                 let id = &bookings[k % bookings.len()];
                 let owner = svc.booking_view(id).await.unwrap().user_id;
-                let p = tg_platform::auth::Principal { user_id: owner, email: None, display_name: None, roles: vec![] };
+                let p = tg_platform::auth::Principal::user(owner, vec![]);
                 let _ = svc.cancel(&p, id).await;
             }
             Op::Expire(k) if !bookings.is_empty() => {

@@ -537,12 +537,7 @@ async fn edits_cannot_drop_below_sold_and_held() {
             max_banner_bytes: 1024,
         },
     );
-    let me = Principal {
-        user_id: organizer_user,
-        email: None,
-        display_name: None,
-        roles: vec![Role::User, Role::Organizer],
-    };
+    let me = Principal::user(organizer_user, vec![Role::User, Role::Organizer]);
     let doc: tg_events::document::EventDocument = serde_json::from_value(fixture()).unwrap();
     let created = events.create(&me, doc.clone()).await.unwrap();
     assert_eq!(created.ticketing.tickets_sold, 60, "tickets_sold comes from the bookings service");

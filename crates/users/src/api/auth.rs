@@ -145,6 +145,54 @@ pub async fn logout(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// OAuth 2.0 client-credentials request (RFC 6749 §4.4), form-encoded.
+#[derive(Deserialize, ToSchema)]
+pub struct ClientCredentialsRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ServiceTokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// Always `internal`: the token opens the services' internal routes and nothing else.
+    pub scope: String,
+}
+
+/// A service token for a registered service client: short-lived, audience `ticketgw-internal`,
+/// scope `internal`. Services use it for calls no user makes (a consumer confirming a booking).
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth",
+    request_body(content = ClientCredentialsRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = ServiceTokenResponse),
+              (status = 400, body = Problem, description = "not a client-credentials request"),
+              (status = 401, body = Problem, description = "unknown client or wrong secret")))]
+pub async fn service_token(
+    svc: State,
+    form: Result<axum::Form<ClientCredentialsRequest>, axum::extract::rejection::FormRejection>,
+) -> ApiResult<Json<ServiceTokenResponse>> {
+    let axum::Form(req) = form.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    if req.grant_type != "client_credentials" {
+        return Err(ApiError::bad_request("unsupported_grant_type", "only client_credentials is supported here"));
+    }
+    if !svc.service_client_valid(&req.client_id, &req.client_secret) {
+        tracing::warn!(client_id = %tg_platform::telemetry::Bounded(&req.client_id), "service token refused");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret"));
+    }
+    let token = svc.issuer.mint_service(&req.client_id).await.map_err(ApiError::from_anyhow)?;
+    Ok(Json(ServiceTokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: crate::issuer::SERVICE_TOKEN_TTL.as_secs(),
+        scope: crate::issuer::INTERNAL_SCOPE.into(),
+    }))
+}
+
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "auth",
     responses((status = 200, description = "OpenID Provider metadata of the built-in issuer")))]
 pub async fn discovery(svc: State) -> Json<serde_json::Value> {

@@ -5,6 +5,8 @@ mod auth;
 mod me;
 mod organizers;
 
+pub use auth::{ServiceTokenResponse, TokenResponse};
+
 use std::sync::Arc;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -20,6 +22,7 @@ pub fn router(svc: Arc<UsersService>) -> OpenApiRouter {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::service_token))
         .routes(routes!(auth::discovery))
         .routes(routes!(auth::jwks))
         .routes(routes!(me::get_me, me::update_me))
@@ -27,6 +30,12 @@ pub fn router(svc: Arc<UsersService>) -> OpenApiRouter {
         .routes(routes!(organizers::my_application))
         .routes(routes!(organizers::my_profile, organizers::update_my_profile))
         .routes(routes!(organizers::public_profile))
+        .with_state(svc)
+}
+
+/// The users service's admin routes (served by the `admin` target when services run apart).
+pub fn admin_router(svc: Arc<UsersService>) -> OpenApiRouter {
+    OpenApiRouter::new()
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user))
         .routes(routes!(admin::set_roles))
