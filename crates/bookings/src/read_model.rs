@@ -63,15 +63,21 @@ impl EventCatalog for EventsReadModel {
     }
 }
 
+/// The read model's queue and bindings (declared by relays in other processes too).
+pub const SUBSCRIPTION: tg_messaging::Subscription = tg_messaging::Subscription {
+    name: "bookings-events",
+    bindings: &[EventPublished::ROUTING_KEY, EventUpdated::ROUTING_KEY, EventCancelled::ROUTING_KEY],
+};
+
 struct ReadModelConsumer(Arc<EventsReadModel>);
 
 #[async_trait::async_trait]
 impl Consumer for ReadModelConsumer {
     fn name(&self) -> &'static str {
-        "bookings-events"
+        SUBSCRIPTION.name
     }
     fn bindings(&self) -> &'static [&'static str] {
-        &[EventPublished::ROUTING_KEY, EventUpdated::ROUTING_KEY, EventCancelled::ROUTING_KEY]
+        SUBSCRIPTION.bindings
     }
     /// Idempotent (the current document replaces the stored one), so no processed-id record is needed.
     async fn handle(&self, message: &DomainEvent) -> anyhow::Result<()> {

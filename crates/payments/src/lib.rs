@@ -573,6 +573,12 @@ fn provider_error(e: ProviderError) -> ApiError {
     }
 }
 
+/// The payments consumer's queue and bindings (declared by relays in other processes too).
+pub const SUBSCRIPTION: tg_messaging::Subscription = tg_messaging::Subscription {
+    name: CONSUMER,
+    bindings: &[PaymentSucceeded::ROUTING_KEY, BookingCancelled::ROUTING_KEY],
+};
+
 /// Confirms bookings once paid (refunding when that is no longer possible), and pays back what
 /// cancelled tickets were worth.
 struct PaymentsConsumer(Arc<PaymentsService>);
@@ -584,7 +590,7 @@ impl Consumer for PaymentsConsumer {
     }
 
     fn bindings(&self) -> &'static [&'static str] {
-        &[PaymentSucceeded::ROUTING_KEY, BookingCancelled::ROUTING_KEY]
+        SUBSCRIPTION.bindings
     }
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {

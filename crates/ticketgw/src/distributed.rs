@@ -274,10 +274,16 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     // One relay per database, with the consumers of the services using it. Only the first
     // database's relay reports to /metrics (the gauges have one name per process).
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
+    let mut messaging_config = settings.messaging();
+    messaging_config.subscriptions = vec![
+        tg_payments::SUBSCRIPTION,
+        tg_notifications::SUBSCRIPTION,
+        tg_bookings::read_model::SUBSCRIPTION,
+    ];
     for (i, store) in stores.open.into_iter().enumerate() {
         let extra_registry = prometheus::Registry::new();
         let registry = if i == 0 { metrics.registry() } else { &extra_registry };
-        let messaging = Messaging::start(store.db.clone(), store.bus, store.consumers, settings.messaging(), registry)?;
+        let messaging = Messaging::start(store.db.clone(), store.bus, store.consumers, messaging_config.clone(), registry)?;
         background.extend(messaging.tasks);
         checks.push(Arc::new(store.db));
     }
@@ -306,7 +312,7 @@ fn gateway_config(settings: &Settings, topology: &Topology, verifier: Arc<dyn To
     GatewayConfig {
         upstreams: topology.upstreams.clone(),
         verifier,
-        timeout: Duration::from_secs(env_u32("GATEWAY_TIMEOUT_SECS", 30).into()),
+        timeout: Duration::from_secs(env_u32("GATEWAY_TIMEOUT_SECS", 20).into()),
         // A banner upload is the largest body the API takes.
         body_limit: settings.max_banner_bytes() + 64 * 1024,
         ip_burst: env_u32("GATEWAY_IP_BURST", 400),

@@ -12,6 +12,7 @@ mod events;
 mod external_oidc;
 mod helpers;
 mod messaging;
+mod microservices;
 mod notifications;
 mod organizers;
 mod outage;
