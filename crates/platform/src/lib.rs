@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 pub mod telemetry;
+pub mod testing;
 pub mod validate;
 
 pub use problem::{ApiError, ApiResult};
