@@ -1,6 +1,13 @@
 //! The relay: takes messages out of the outbox in order and delivers them, to RabbitMQ or to the
 //! in-process consumers; rows are deleted only after delivery, so a crash or an outage re-delivers
 //! (at least once) and never loses. It also gives due `messaging_retries` rows to their consumer.
+//!
+//! Several relays may share one outbox (several instances on one database): a relay first claims
+//! its batch (a conditional update that sets `claimed_by` and `claimed_until`), renews the claim
+//! while it delivers, and no relay takes rows another one holds, so no row is sent twice. When a
+//! delivery fails the relay lets its claim go; when a relay dies its claim runs out ([`CLAIM`]) and
+//! another relay takes the rows. In process, every instance must run the same consumers: a message
+//! goes to the consumers of the instance whose relay claimed it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,6 +45,13 @@ impl Default for MessagingConfig {
 
 /// Messages taken from the outbox in one go.
 const RELAY_BATCH: i64 = 500;
+
+/// How long a relay's claim on its batch lasts without renewal: how long the rows of a relay that
+/// died wait before another relay takes them.
+const CLAIM: Duration = Duration::from_secs(15);
+
+/// How often a relay renews the claim on the batch it is delivering.
+const RENEW_CLAIM_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 struct Gauges {
@@ -147,7 +161,8 @@ impl Messaging {
             }
             tasks.push(tokio::spawn(amqp::run_archiver(url.clone(), names.clone(), db.clone())));
         }
-        let relay = Relay { db, bus, consumers, config, names, gauges, publisher: None };
+        let id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let relay = Relay { db, bus, consumers, config, names, gauges, publisher: None, id };
         tasks.push(tokio::spawn(relay.run()));
         Ok(Messaging { tasks })
     }
@@ -161,6 +176,8 @@ struct Relay {
     names: Names,
     gauges: Gauges,
     publisher: Option<Publisher>,
+    /// Names this relay's claims on outbox rows.
+    id: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -207,9 +224,7 @@ impl Relay {
 
     /// Deliver one batch; the number of messages delivered.
     async fn relay_once(&mut self) -> anyhow::Result<usize> {
-        let rows: Vec<OutboxRow> = with_db!(&self.db, pool => sqlx::query_as(
-            "SELECT seq, id, routing_key, occurred_at, payload FROM messaging_outbox ORDER BY seq LIMIT $1")
-            .bind(RELAY_BATCH).fetch_all(pool).await)?;
+        let rows = self.claim().await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -224,24 +239,13 @@ impl Relay {
                     .unwrap_or_else(|_| serde_json::Value::String(r.payload.clone())),
             })
             .collect();
-        match self.config.amqp_url.clone() {
-            Some(url) => {
-                // A message nobody subscribes to is not sent: the broker would return it, and it is
-                // no failure to keep among the dead letters.
-                let (wanted, unwanted): (Vec<DomainEvent>, Vec<DomainEvent>) =
-                    messages.iter().cloned().partition(|m| self.subscribed(&m.routing_key));
-                self.gauges.unconsumed.inc_by(unwanted.len() as u64);
-                if !wanted.is_empty() {
-                    let publisher = self.publisher(&url).await?;
-                    let unroutable = publisher.publish(&wanted).await?;
-                    self.gauges.unroutable.inc_by(unroutable);
-                }
+        let (db, id) = (self.db.clone(), self.id.clone());
+        if let Err(e) = holding_claim(&db, &id, self.deliver(&messages)).await {
+            // Let other relays (and the next attempt of this one) take the rows at once.
+            if let Err(release) = release_claim(&db, &id).await {
+                tracing::debug!(error = %release, "outbox claim not released; it runs out");
             }
-            None => {
-                for m in &messages {
-                    self.deliver_in_process(m).await?;
-                }
-            }
+            return Err(e);
         }
         crash_point("messaging.relay.delivered");
         // Delete exactly the delivered rows: one fixed statement over an array on PostgreSQL (planned
@@ -263,6 +267,54 @@ impl Relay {
             self.bus.delivered(m);
         }
         Ok(messages.len())
+    }
+
+    /// Claim the next batch: the oldest rows no other relay holds (unclaimed, claim run out, or
+    /// claimed by this relay before a failure), in order. The claim condition is in the outer
+    /// `WHERE` too: on PostgreSQL a row another relay claimed meanwhile is re-checked there and left
+    /// out (and `SKIP LOCKED` lets concurrent relays pick different rows instead of waiting);
+    /// SQLite runs the statement under its single write lock.
+    async fn claim(&self) -> anyhow::Result<Vec<OutboxRow>> {
+        const FREE: &str = "(claimed_until <= $3 OR claimed_by = $1)";
+        let lock = match self.db {
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Db::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2
+             WHERE seq IN (SELECT seq FROM messaging_outbox WHERE {FREE} ORDER BY seq LIMIT $4{lock}) AND {FREE}
+             RETURNING seq, id, routing_key, occurred_at, payload"
+        );
+        let now = now_ms();
+        let mut rows: Vec<OutboxRow> = with_db!(&self.db, pool => sqlx::query_as(&sql)
+            .bind(&self.id).bind(now + CLAIM.as_millis() as i64).bind(now).bind(RELAY_BATCH)
+            .fetch_all(pool).await)?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
+    }
+
+    /// Hand `messages` (in order) to RabbitMQ or to the in-process consumers.
+    async fn deliver(&mut self, messages: &[DomainEvent]) -> anyhow::Result<()> {
+        match self.config.amqp_url.clone() {
+            Some(url) => {
+                // A message nobody subscribes to is not sent: the broker would return it, and it is
+                // no failure to keep among the dead letters.
+                let (wanted, unwanted): (Vec<DomainEvent>, Vec<DomainEvent>) =
+                    messages.iter().cloned().partition(|m| self.subscribed(&m.routing_key));
+                self.gauges.unconsumed.inc_by(unwanted.len() as u64);
+                if !wanted.is_empty() {
+                    let publisher = self.publisher(&url).await?;
+                    let unroutable = publisher.publish(&wanted).await?;
+                    self.gauges.unroutable.inc_by(unroutable);
+                }
+            }
+            None => {
+                for m in messages {
+                    self.deliver_in_process(m).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether a consumer takes `routing_key`.
@@ -364,4 +416,33 @@ impl Relay {
         self.gauges.dead_letters.set(dead_letters::count(&self.db).await? + queued);
         Ok(())
     }
+}
+
+/// Run `work` while renewing relay `relay`'s claim on its rows every [`RENEW_CLAIM_EVERY`], so the
+/// claim lasts as long as the delivery takes and runs out only when the relay is gone.
+async fn holding_claim<T>(db: &Db, relay: &str, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_CLAIM_EVERY, RENEW_CLAIM_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = renew.tick() => {
+                let until = now_ms() + CLAIM.as_millis() as i64;
+                let renewed = with_db!(db, pool => sqlx::query(
+                    "UPDATE messaging_outbox SET claimed_until = $2 WHERE claimed_by = $1")
+                    .bind(relay).bind(until).execute(pool).await.map(|_| ()));
+                if let Err(e) = renewed {
+                    // Should the claim run out, another relay may send the rows too (at least once).
+                    tracing::warn!(error = %e, "outbox claim not renewed");
+                }
+            }
+        }
+    }
+}
+
+/// Give up relay `relay`'s claims (its delivery failed): the rows are free for any relay at once.
+async fn release_claim(db: &Db, relay: &str) -> sqlx::Result<()> {
+    with_db!(db, pool => sqlx::query(
+        "UPDATE messaging_outbox SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = $1")
+        .bind(relay).execute(pool).await.map(|_| ()))
 }
