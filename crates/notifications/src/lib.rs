@@ -3,7 +3,8 @@
 //! Its consumer writes, once per message (the processed id in the same transaction), a notice into
 //! each recipient's mailbox (readable at `/api/v1/me/messages`, the default channel) and one pending
 //! delivery per configured channel: e-mail (SMTP), Telegram, SMS. The dispatcher sends pending
-//! deliveries with retries and backoff and keeps the outcome in the delivery log.
+//! deliveries with retries and backoff and keeps the outcome in the delivery log; it claims each
+//! delivery before sending it, so several instances never send the same one at once.
 
 pub mod api;
 pub mod channels;
@@ -77,6 +78,13 @@ pub struct NotificationsService {
 }
 
 const CONSUMER: &str = "notifications";
+
+/// How long a dispatcher's claim on a delivery lasts without renewal: how long a delivery whose
+/// dispatcher died while sending waits before another dispatcher sends it (again: at least once).
+const CLAIM: Duration = Duration::from_secs(15);
+
+/// How often a dispatcher renews its claim while a channel takes its time.
+const RENEW_CLAIM_EVERY: Duration = Duration::from_secs(5);
 
 impl NotificationsService {
     pub fn new(db: Db, directory: Arc<dyn Directory>, config: NotificationsConfig) -> anyhow::Result<Arc<Self>> {
@@ -186,19 +194,50 @@ impl NotificationsService {
         }
     }
 
-    /// Send what is due; pending again with exponential backoff on temporary failures.
+    /// Send what is due (at most 50 deliveries; how many): each delivery is claimed before it is
+    /// sent, so that several dispatchers (instances) never send the same one at once; pending again
+    /// with exponential backoff on temporary failures.
     pub async fn dispatch_due(&self) -> anyhow::Result<usize> {
-        let due = self.store.due(now_ms()).await?;
-        for d in &due {
-            let result = self.send(d).await;
+        let mut n = 0;
+        while n < 50 {
+            let now = now_ms();
+            let Some(d) = self.store.claim_due(now, now + CLAIM.as_millis() as i64).await? else { break };
+            n += 1;
+            let (result, claimed_until) = self.send_holding_claim(&d, now + CLAIM.as_millis() as i64).await;
             tg_platform::failpoint::crash_point("notifications.delivery.sent");
             let backoff = 1000 * 4i64.pow(d.attempts.clamp(0, 6) as u32);
             if let Err(e) = &result {
                 tracing::warn!(delivery = %d.id, channel = %d.channel, attempt = d.attempts + 1, error = %e.message, "notice not delivered");
             }
-            self.store.attempted(d, result.as_ref().err().map(|e| (e.message.as_str(), e.retry)), backoff).await?;
+            let error = result.as_ref().err().map(|e| (e.message.as_str(), e.retry));
+            if !self.store.attempted(&d, error, backoff, claimed_until).await? {
+                tracing::warn!(delivery = %d.id, "claim on the delivery lost while sending; another dispatcher has it");
+            }
         }
-        Ok(due.len())
+        Ok(n)
+    }
+
+    /// Send `d`, renewing the claim (lasting until `until`) every [`RENEW_CLAIM_EVERY`] while the
+    /// channel takes its time; the outcome and when the claim lasts until now.
+    async fn send_holding_claim(&self, d: &Delivery, mut until: i64) -> (Result<(), SendError>, i64) {
+        let send = self.send(d);
+        tokio::pin!(send);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + RENEW_CLAIM_EVERY, RENEW_CLAIM_EVERY);
+        loop {
+            tokio::select! {
+                result = &mut send => return (result, until),
+                _ = renew.tick() => {
+                    let to = now_ms() + CLAIM.as_millis() as i64;
+                    match self.store.renew_claim(&d.id, until, to).await {
+                        Ok(true) => until = to,
+                        // Lost or not renewed: the send goes on; another dispatcher may send too
+                        // (at least once), and only one attempt is recorded.
+                        Ok(false) => tracing::warn!(delivery = %d.id, "claim on the delivery lost while sending"),
+                        Err(e) => tracing::warn!(delivery = %d.id, error = %e, "claim on the delivery not renewed"),
+                    }
+                }
+            }
+        }
     }
 
     pub async fn run_dispatcher(self: Arc<Self>) {

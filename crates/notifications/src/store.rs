@@ -99,11 +99,34 @@ impl Store {
             .bind(id).fetch_optional(pool).await)
     }
 
-    pub async fn due(&self, now: i64) -> Result<Vec<Delivery>, sqlx::Error> {
-        with_db!(&self.db, pool => sqlx::query_as(
-            "SELECT id, mailbox_id, channel, recipient, status, attempts, last_error, created_at, updated_at
-             FROM notifications_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 50")
-            .bind(now).fetch_all(pool).await)
+    /// Claim the next due delivery for one attempt: it stays pending, but its `next_attempt_at` moves
+    /// to `until`, so no other dispatcher (another instance) takes it while the claim lasts; `None`
+    /// when nothing is due. The due condition is in the outer `WHERE` too: on PostgreSQL a row
+    /// another dispatcher claimed meanwhile is re-checked there and left out (and `SKIP LOCKED` lets
+    /// concurrent dispatchers pick different rows); SQLite runs it under its single write lock.
+    pub async fn claim_due(&self, now: i64, until: i64) -> Result<Option<Delivery>, sqlx::Error> {
+        let lock = match self.db {
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Db::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "UPDATE notifications_deliveries SET next_attempt_at = $2
+             WHERE id = (SELECT id FROM notifications_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                         ORDER BY next_attempt_at LIMIT 1{lock})
+               AND status = 'pending' AND next_attempt_at <= $1
+             RETURNING id, mailbox_id, channel, recipient, status, attempts, last_error, created_at, updated_at"
+        );
+        with_db!(&self.db, pool => sqlx::query_as(&sql).bind(now).bind(until).fetch_optional(pool).await)
+    }
+
+    /// Extend the claim on delivery `id` from `from` to `to`; false when the claim is no longer this
+    /// caller's (it ran out and another dispatcher took the delivery).
+    pub async fn renew_claim(&self, id: &str, from: i64, to: i64) -> Result<bool, sqlx::Error> {
+        let n = with_db!(&self.db, pool => sqlx::query(
+            "UPDATE notifications_deliveries SET next_attempt_at = $3
+             WHERE id = $1 AND status = 'pending' AND next_attempt_at = $2")
+            .bind(id).bind(from).bind(to).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     pub async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, sqlx::Error> {
@@ -113,13 +136,16 @@ impl Store {
             .bind(limit).fetch_all(pool).await)
     }
 
-    /// Record an attempt: sent, failed for good, or pending again after `retry_in_ms`.
+    /// Record an attempt made under a claim lasting until `claimed_until`: sent, failed for good, or
+    /// pending again after `retry_in_ms`. False (nothing written) when the claim was lost meanwhile:
+    /// the dispatcher that took the delivery over records its own attempt.
     pub async fn attempted(
         &self,
         d: &Delivery,
         error: Option<(&str, bool)>,
         retry_in_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+        claimed_until: i64,
+    ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let attempts = d.attempts + 1;
         let (status, last_error) = match error {
@@ -127,11 +153,12 @@ impl Store {
             Some((e, retry)) if retry && attempts < MAX_ATTEMPTS => ("pending", Some(e)),
             Some((e, _)) => ("failed", Some(e)),
         };
-        with_db!(&self.db, pool => sqlx::query(
+        let n = with_db!(&self.db, pool => sqlx::query(
             "UPDATE notifications_deliveries SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, updated_at = $6
-             WHERE id = $1")
-            .bind(&d.id).bind(status).bind(attempts).bind(last_error).bind(now + retry_in_ms).bind(now)
-            .execute(pool).await.map(|_| ()))
+             WHERE id = $1 AND status = 'pending' AND next_attempt_at = $7")
+            .bind(&d.id).bind(status).bind(attempts).bind(last_error).bind(now + retry_in_ms).bind(now).bind(claimed_until)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// (telegram chat id, phone) a user gave.
