@@ -109,7 +109,8 @@ impl Issuer {
     }
 
     /// Rotate when the signing key is older than the rotation period. Run periodically; safe in several
-    /// instances at once (each may add a key; every instance publishes all recent keys).
+    /// instances at once: they add one key between them, and tokens signed by any verify on all (see
+    /// [`load_or_rotate`]).
     pub async fn rotate_if_due(&self) -> anyhow::Result<()> {
         let reload = load_or_rotate(&self.store, &self.rng, self.rotation, self.access_ttl).await?;
         *self.last_reload.lock().await = Some(std::time::Instant::now());
@@ -242,8 +243,23 @@ pub fn hash_refresh_token(token: &str) -> String {
     B64URL.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
 }
 
-/// Keys younger than rotation + access TTL verify (a token signed just before rotation stays valid);
-/// the newest signs. Creates a key when none is young enough to sign.
+/// How often every instance reloads the keys (and rotates when due): its maintenance pass.
+pub const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(300);
+
+/// A new key signs only once it is this old: by then every instance has reloaded the keys at least
+/// once since it was made, so each verifies its tokens and publishes it in its JWKS (which verifiers
+/// of other processes read) before the first token signed with it exists.
+const SIGN_AFTER: Duration = Duration::from_secs(KEYS_RELOAD_EVERY.as_secs() + 60);
+
+/// How much longer than rotation + access TTL a key verifies: the rotation is noticed up to a pass
+/// late, and each instance moves to the new key at its first pass after [`SIGN_AFTER`], so the old
+/// key signs tokens that long past its rotation period, which must verify everywhere until they expire.
+const VERIFY_MARGIN: Duration = Duration::from_secs(2 * KEYS_RELOAD_EVERY.as_secs() + SIGN_AFTER.as_secs() + 240);
+
+/// Keys younger than rotation + access TTL (+ margin) verify (a token signed just before rotation stays
+/// valid); the newest that is at least [`SIGN_AFTER`] old signs (a store's very first key at once).
+/// Creates a key when none is younger than the rotation period, unless another instance did so
+/// first: the check is repeated under a lock, so instances rotating at once add one key.
 async fn load_or_rotate(
     store: &Store,
     rng: &SystemRandom,
@@ -251,10 +267,10 @@ async fn load_or_rotate(
     access_ttl: Duration,
 ) -> anyhow::Result<KeySet> {
     let now = now_ms();
-    let verify_since = now - (rotation + access_ttl).as_millis() as i64 - 60_000;
+    let verify_since = now - (rotation + access_ttl + VERIFY_MARGIN).as_millis() as i64;
+    let fresh_since = now - rotation.as_millis() as i64;
     let mut rows = store.signing_keys(verify_since).await?;
-    let newest_fresh = rows.first().is_some_and(|k| now - k.created_at < rotation.as_millis() as i64);
-    if !newest_fresh {
+    if rows.first().is_none_or(|k| k.created_at <= fresh_since) {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).map_err(|_| anyhow::anyhow!("generating Ed25519 key"))?;
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("parsing new key"))?;
         let row = KeyRow {
@@ -263,13 +279,18 @@ async fn load_or_rotate(
             public_key: B64URL.encode(pair.public_key().as_ref()),
             created_at: now,
         };
-        store.insert_signing_key(&row).await?;
-        tracing::info!(kid = %row.kid, "created new token signing key");
-        rows.insert(0, row);
+        if store.insert_signing_key_unless_fresh(&row, fresh_since).await? {
+            tracing::info!(kid = %row.kid, "created new token signing key");
+        }
+        rows = store.signing_keys(verify_since).await?;
     }
-    let newest = &rows[0];
+    let signer = rows
+        .iter()
+        .find(|k| now - k.created_at >= SIGN_AFTER.as_millis() as i64)
+        .or(rows.first())
+        .ok_or_else(|| anyhow::anyhow!("no token signing key"))?;
     let signing =
-        SigningKey { kid: newest.kid.clone(), encoding: EncodingKey::from_ed_der(&B64.decode(&newest.private_pkcs8)?) };
+        SigningKey { kid: signer.kid.clone(), encoding: EncodingKey::from_ed_der(&B64.decode(&signer.private_pkcs8)?) };
     let verify = rows
         .iter()
         .map(|r| {
@@ -281,6 +302,32 @@ async fn load_or_rotate(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(KeySet { signing, verify })
+}
+
+/// Check a token of the built-in issuer against one of its keys: signature, `iss`, `aud` (users or
+/// services), `exp`. Shared by the issuer and by [`crate::remote::RemoteVerifier`].
+pub(crate) fn decode_claims(token: &str, key: &DecodingKey, issuer: &str) -> Result<AccessClaims, String> {
+    let mut v = Validation::new(Algorithm::EdDSA);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[AUDIENCE, SERVICE_AUDIENCE]);
+    // Our own tokens: every instance shares the clock source closely enough; no extra leeway.
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+}
+
+impl From<AccessClaims> for tg_platform::auth::Principal {
+    fn from(c: AccessClaims) -> Self {
+        let service = c.service().map(str::to_owned);
+        tg_platform::auth::Principal {
+            user_id: c.sub,
+            email: c.email,
+            display_name: c.name,
+            roles: c.roles,
+            service,
+            token: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,31 +362,5 @@ mod tests {
         let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600)).await.unwrap();
         assert!(other.verify(&before).await.is_ok());
         assert!(other.verify(&after).await.is_ok());
-    }
-}
-
-/// Check a token of the built-in issuer against one of its keys: signature, `iss`, `aud` (users or
-/// services), `exp`. Shared by the issuer and by [`crate::remote::RemoteVerifier`].
-pub(crate) fn decode_claims(token: &str, key: &DecodingKey, issuer: &str) -> Result<AccessClaims, String> {
-    let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[AUDIENCE, SERVICE_AUDIENCE]);
-    // Our own tokens: every instance shares the clock source closely enough; no extra leeway.
-    v.leeway = 0;
-    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
-}
-
-impl From<AccessClaims> for tg_platform::auth::Principal {
-    fn from(c: AccessClaims) -> Self {
-        let service = c.service().map(str::to_owned);
-        tg_platform::auth::Principal {
-            user_id: c.sub,
-            email: c.email,
-            display_name: c.name,
-            roles: c.roles,
-            service,
-            token: None,
-        }
     }
 }

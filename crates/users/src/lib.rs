@@ -131,7 +131,7 @@ impl UsersService {
 
     /// Background upkeep: key rotation and pruning of rate-limit buckets. Runs until the task is dropped.
     pub async fn run_maintenance(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(issuer::KEYS_RELOAD_EVERY);
         loop {
             tick.tick().await;
             self.limiter.prune();

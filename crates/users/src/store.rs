@@ -308,12 +308,25 @@ impl Store {
             .bind(since).fetch_all(pool).await)
     }
 
-    pub async fn insert_signing_key(&self, key: &KeyRow) -> Result<(), sqlx::Error> {
-        with_db!(&self.db, pool => sqlx::query(
-            "INSERT INTO users_signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&key.kid).bind(&key.private_pkcs8).bind(&key.public_key).bind(key.created_at)
-            .execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(())
+    /// Add `key` unless a key created after `fresh_since` exists (another instance rotated first);
+    /// whether it was added. The check and the insert run under a lock only key creators take
+    /// (PostgreSQL; readers are not held up) or the write lock (SQLite), so instances rotating at
+    /// once add one key between them.
+    pub async fn insert_signing_key_unless_fresh(&self, key: &KeyRow, fresh_since: i64) -> Result<bool, sqlx::Error> {
+        let postgres = matches!(self.db, Db::Postgres(_));
+        with_tx!(&self.db, tx => {
+            if postgres {
+                sqlx::query("LOCK TABLE users_signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+            }
+            let fresh: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users_signing_keys WHERE created_at > $1")
+                .bind(fresh_since).fetch_one(&mut *tx).await?;
+            if fresh == 0 {
+                sqlx::query("INSERT INTO users_signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&key.kid).bind(&key.private_pkcs8).bind(&key.public_key).bind(key.created_at)
+                    .execute(&mut *tx).await?;
+            }
+            Ok::<_, sqlx::Error>(fresh == 0)
+        })
     }
 
     // ---- organizers ----
