@@ -9,8 +9,8 @@ fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_ui_end_to_end_in_chromium() {
+/// Whether Chromium and playwright-core are here (CI requires them).
+fn browser_ready() -> Option<String> {
     let dir = e2e_dir();
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = dir.join("node_modules/playwright-core").exists() && std::path::Path::new(&chromium).exists();
@@ -22,12 +22,34 @@ async fn web_ui_end_to_end_in_chromium() {
             dir.display()
         );
         eprintln!("SKIPPED: install Debian's chromium and run `npm ci` in tests/e2e for the browser tests");
-        return;
+        return None;
     }
+    Some(chromium)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_ui_end_to_end_in_chromium() {
+    let Some(chromium) = browser_ready() else { return };
     let app = spawn_with(|s| s.demo = Some(true)).await;
+    run_journeys(&app.base, &chromium).await;
+}
+
+/// The same journeys against the gateway, every service in its own process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_ui_end_to_end_in_chromium_through_the_gateway() {
+    let Some(chromium) = browser_ready() else { return };
+    let _turn = crate::messaging::BROKER.lock().await;
+    let Some(mut cluster) = crate::microservices::Cluster::with_databases(false).await else { return };
+    cluster.demo().await;
+    cluster.start_all().await;
+    run_journeys(&cluster.url(""), &chromium).await;
+}
+
+async fn run_journeys(base: &str, chromium: &str) {
+    let dir = e2e_dir();
     // E2E_SCREENSHOTS=dir keeps the screenshots (the README's come from here).
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("run.mjs").arg(&app.base).current_dir(&dir).env("CHROMIUM_PATH", &chromium);
+    cmd.arg("run.mjs").arg(base).current_dir(&dir).env("CHROMIUM_PATH", chromium);
     if let Some(shots) = std::env::var_os("E2E_SCREENSHOTS") {
         cmd.arg(shots);
     }

@@ -50,6 +50,11 @@ impl Cluster {
     /// Databases, ports and settings for every process (nothing started yet); `None` without
     /// PostgreSQL or RabbitMQ.
     pub async fn new() -> Option<Cluster> {
+        Cluster::with_databases(true).await
+    }
+
+    /// As [`Cluster::new`]; `own_databases: false` puts every service on one shared database.
+    pub async fn with_databases(own_databases: bool) -> Option<Cluster> {
         let Some(admin_url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
             eprintln!("SKIPPED: the microservices topology runs on PostgreSQL (set TEST_DATABASE_URL)");
             return None;
@@ -75,11 +80,21 @@ impl Cluster {
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
         let mut clients = Vec::new();
-        for s in SERVICES {
-            let name = format!("tg_test_{run}_{s}");
+        if !own_databases {
+            let name = format!("tg_test_{run}");
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-            let url = format!("{base}/{name}");
-            env.push((format!("{}_DATABASE_URL", s.to_uppercase()), url.clone()));
+            env.push(("DATABASE_URL".to_owned(), format!("{base}/{name}")));
+        }
+        for s in SERVICES {
+            let url = if own_databases {
+                let name = format!("tg_test_{run}_{s}");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let url = format!("{base}/{name}");
+                env.push((format!("{}_DATABASE_URL", s.to_uppercase()), url.clone()));
+                url
+            } else {
+                format!("{base}/tg_test_{run}")
+            };
             databases.insert(s, url);
         }
         let mut ports = HashMap::new();
@@ -99,7 +114,7 @@ impl Cluster {
 
     fn command(&self, target: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketgw"));
-        for var in ["DATABASE_URL", "TICKETGW_DATA_DIR", "FAILPOINTS", "AMQP_URL", "TICKETGW_TARGET"] {
+        for var in ["DATABASE_URL", "TICKETGW_DATA_DIR", "FAILPOINTS", "AMQP_URL", "TICKETGW_TARGET", "TICKETGW_DEMO"] {
             cmd.env_remove(var);
         }
         cmd.envs(self.env.iter().cloned())
@@ -150,6 +165,15 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the topology did not become ready");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Load the demo data (accounts, the fixture event) into the shared database.
+    pub async fn demo(&mut self) {
+        let out =
+            self.command("users").env("DATABASE_URL", &self.databases["users"]).arg("demo").output().await.unwrap();
+        assert!(out.status.success(), "ticketgw demo: {}", String::from_utf8_lossy(&out.stderr));
+        // The processes offer what the demo offers (the sandbox and KHQR's demo account).
+        self.env.push(("TICKETGW_DEMO".to_owned(), "true".to_owned()));
     }
 
     /// `kill -9` an instance.
