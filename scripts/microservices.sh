@@ -9,6 +9,8 @@
 # the services take the next ones. BINARY picks a built binary (default: build target/release/ticketgw).
 # BOOKINGS_INSTANCES / PAYMENTS_INSTANCES (default 1) start more instances of those two; the
 # gateway sends to the first (put a load balancer or Kubernetes Service in front for more).
+# SHARED_DATABASE=name puts every service on that one database instead (what `tg-bench flash-sale
+# --gateway` needs to set up its sale).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,7 @@ for s in "${services[@]}"; do
   upper=${s^^}
   export "TICKETGW_${upper}_URL=http://127.0.0.1:$(port_of "$s")"
   sec=$(secret); export "SECRET_${upper}=$sec"; clients+=("$s:$sec")
-  if [[ $s != web ]]; then
+  if [[ $s != web && -z "${SHARED_DATABASE:-}" ]]; then
     db="tg_ms_$s"
     psql "$PG_URL/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
       || psql "$PG_URL/postgres" -qc "CREATE DATABASE $db"
@@ -43,6 +45,11 @@ for s in "${services[@]}"; do
   fi
 done
 export SERVICE_CLIENTS=$(IFS=,; echo "${clients[*]}")
+if [[ -n "${SHARED_DATABASE:-}" ]]; then
+  psql "$PG_URL/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$SHARED_DATABASE'" | grep -q 1 \
+    || psql "$PG_URL/postgres" -qc "CREATE DATABASE $SHARED_DATABASE"
+  export DATABASE_URL="$PG_URL/$SHARED_DATABASE"
+fi
 
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }

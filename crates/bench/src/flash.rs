@@ -43,6 +43,11 @@ pub struct FlashArgs {
     /// The application's database pool size.
     #[arg(long, default_value_t = 32)]
     pub pool: u32,
+    /// Run the buyers through this gateway of a running microservices topology (see
+    /// scripts/microservices.sh with SHARED_DATABASE=1) instead of an in-process monolith;
+    /// `--database-url` is then that topology's database, used as it is, for setup and checks.
+    #[arg(long)]
+    pub gateway: Option<String>,
 }
 
 fn iso(offset_days: i64) -> String {
@@ -189,6 +194,9 @@ async fn check(app: &App, event_id: &str, stock: i64, max_per_user: i64) -> anyh
 }
 
 pub async fn flash_sale(args: FlashArgs) -> anyhow::Result<bool> {
+    if let Some(gateway) = args.gateway.clone() {
+        return through_gateway(args, &gateway).await;
+    }
     let (settings, cleanup) = crate::scratch_db::fresh_database(args.database_url.as_deref(), "tg_flash").await?;
     let settings = Settings {
         database_max_connections: Some(args.pool),
@@ -207,6 +215,19 @@ pub async fn flash_sale(args: FlashArgs) -> anyhow::Result<bool> {
     server.abort();
     app.db.close().await;
     cleanup.await;
+    res
+}
+
+/// The sale against a running microservices topology: the buyers talk to its gateway; this process
+/// only sets up (accounts, events) and checks, on the topology's database.
+async fn through_gateway(args: FlashArgs, gateway: &str) -> anyhow::Result<bool> {
+    let url = args.database_url.clone().context("--gateway needs --database-url: the topology's database")?;
+    let settings = Settings { database_url: Some(url), database_max_connections: Some(4), ..Settings::default() };
+    let app =
+        ticketgw::app::build(&settings, "127.0.0.1:0".parse()?).await.context("opening the topology's database")?;
+    println!("Through the gateway at {gateway} (every service in its own process).\n");
+    let res = run(&args, &app, gateway.trim_end_matches('/')).await;
+    app.db.close().await;
     res
 }
 

@@ -21,7 +21,11 @@ use lapin::{
 };
 use tg_platform::{bus::DomainEvent, db::Db, telemetry::Bounded};
 
-use crate::{dead_letters, is_poison, relay::Counters, retry_delay, retry_step, Consumer, Poison, RETRY_DELAYS};
+use crate::{
+    dead_letters, is_poison,
+    relay::{Counters, Subscription},
+    retry_delay, retry_step, Consumer, Poison, RETRY_DELAYS,
+};
 
 /// Header counting a message's failed attempts at its consumer.
 const ATTEMPTS_HEADER: &str = "x-tg-attempts";
@@ -89,8 +93,8 @@ fn text(s: &str) -> AMQPValue {
 }
 
 /// Declare a consumer's queue, bindings and delay queues (idempotent).
-pub async fn declare_queue(ch: &Channel, names: &Names, consumer: &dyn Consumer) -> anyhow::Result<String> {
-    let queue = names.queue(consumer.name());
+pub async fn declare_queue(ch: &Channel, names: &Names, consumer: Subscription) -> anyhow::Result<String> {
+    let queue = names.queue(consumer.name);
     let mut args = FieldTable::default();
     args.insert(short("x-dead-letter-exchange"), text(&names.dead_letter));
     ch.queue_declare(short(&queue), QueueDeclareOptions::durable(), args).await?;
@@ -101,10 +105,9 @@ pub async fn declare_queue(ch: &Channel, names: &Names, consumer: &dyn Consumer)
         args.insert(short("x-message-ttl"), AMQPValue::LongUInt(delay.as_millis() as u32));
         args.insert(short("x-dead-letter-exchange"), text(""));
         args.insert(short("x-dead-letter-routing-key"), text(&queue));
-        ch.queue_declare(short(&names.retry_queue(consumer.name(), step)), QueueDeclareOptions::durable(), args)
-            .await?;
+        ch.queue_declare(short(&names.retry_queue(consumer.name, step)), QueueDeclareOptions::durable(), args).await?;
     }
-    for pattern in consumer.bindings() {
+    for pattern in consumer.bindings {
         ch.queue_bind(
             short(&queue),
             short(&names.exchange),
@@ -195,11 +198,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub async fn connect(url: &str, names: &Names, consumers: &[Arc<dyn Consumer>]) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, names: &Names, consumers: &[Subscription]) -> anyhow::Result<Self> {
         let (conn, ch) = connect(url, names).await?;
         // Queues exist before the first message, so nothing published is unroutable for lack of them.
         for c in consumers {
-            declare_queue(&ch, names, c.as_ref()).await?;
+            declare_queue(&ch, names, *c).await?;
         }
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Publisher { _conn: conn, ch, names: names.clone() })
@@ -297,7 +300,8 @@ pub async fn consume(
     counters: &Counters,
 ) -> anyhow::Result<()> {
     let (_conn, ch) = connect(url, names).await?;
-    let queue = declare_queue(&ch, names, consumer.as_ref()).await?;
+    let queue =
+        declare_queue(&ch, names, Subscription { name: consumer.name(), bindings: consumer.bindings() }).await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     ch.basic_qos(32, BasicQosOptions::default()).await?;
     let mut deliveries =

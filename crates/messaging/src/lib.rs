@@ -28,7 +28,7 @@ use std::time::Duration;
 use tg_platform::{bus::DomainEvent, db::ServiceMigrations};
 
 pub use outbox::OutboxWrite;
-pub use relay::{Messaging, MessagingConfig};
+pub use relay::{Messaging, MessagingConfig, Subscription};
 
 pub fn migrations() -> ServiceMigrations {
     ServiceMigrations {

@@ -35,11 +35,26 @@ pub struct MessagingConfig {
     pub amqp_prefix: String,
     /// How often the relay looks at the outbox when nobody woke it.
     pub poll: Duration,
+    /// Consumers running in other processes (services apart): the relay publishes what they
+    /// subscribe to and declares their queues, so nothing is lost before they first start.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A consumer by name and bindings, as the broker's topology needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Subscription {
+    pub name: &'static str,
+    pub bindings: &'static [&'static str],
 }
 
 impl Default for MessagingConfig {
     fn default() -> Self {
-        MessagingConfig { amqp_url: None, amqp_prefix: "ticketgw".into(), poll: Duration::from_secs(1) }
+        MessagingConfig {
+            amqp_url: None,
+            amqp_prefix: "ticketgw".into(),
+            poll: Duration::from_secs(1),
+            subscriptions: Vec::new(),
+        }
     }
 }
 
@@ -319,12 +334,17 @@ impl Relay {
 
     /// Whether a consumer takes `routing_key`.
     fn subscribed(&self, routing_key: &str) -> bool {
-        self.consumers.iter().any(|c| c.bindings().iter().any(|p| topic_matches(p, routing_key)))
+        let local = self.consumers.iter().flat_map(|c| c.bindings().iter());
+        let remote = self.config.subscriptions.iter().flat_map(|s| s.bindings.iter());
+        local.chain(remote).any(|p| topic_matches(p, routing_key))
     }
 
     async fn publisher(&mut self, url: &str) -> anyhow::Result<&Publisher> {
         if self.publisher.is_none() {
-            self.publisher = Some(Publisher::connect(url, &self.names, &self.consumers).await?);
+            let mut subscriptions: Vec<Subscription> =
+                self.consumers.iter().map(|c| Subscription { name: c.name(), bindings: c.bindings() }).collect();
+            subscriptions.extend(self.config.subscriptions.iter().copied());
+            self.publisher = Some(Publisher::connect(url, &self.names, &subscriptions).await?);
         }
         Ok(self.publisher.as_ref().expect("connected above"))
     }

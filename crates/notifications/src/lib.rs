@@ -254,6 +254,10 @@ impl NotificationsService {
 
 struct NotificationsConsumer(Arc<NotificationsService>);
 
+/// The notifications consumer's queue and bindings (declared by relays in other processes too).
+pub const SUBSCRIPTION: tg_messaging::Subscription =
+    tg_messaging::Subscription { name: CONSUMER, bindings: News::KEYS };
+
 #[async_trait::async_trait]
 impl Consumer for NotificationsConsumer {
     fn name(&self) -> &'static str {
@@ -261,7 +265,7 @@ impl Consumer for NotificationsConsumer {
     }
 
     fn bindings(&self) -> &'static [&'static str] {
-        News::KEYS
+        SUBSCRIPTION.bindings
     }
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {

@@ -275,15 +275,13 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     // database's relay reports to /metrics (the gauges have one name per process).
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut messaging_config = settings.messaging();
-    messaging_config.subscriptions = vec![
-        tg_payments::SUBSCRIPTION,
-        tg_notifications::SUBSCRIPTION,
-        tg_bookings::read_model::SUBSCRIPTION,
-    ];
+    messaging_config.subscriptions =
+        vec![tg_payments::SUBSCRIPTION, tg_notifications::SUBSCRIPTION, tg_bookings::read_model::SUBSCRIPTION];
     for (i, store) in stores.open.into_iter().enumerate() {
         let extra_registry = prometheus::Registry::new();
         let registry = if i == 0 { metrics.registry() } else { &extra_registry };
-        let messaging = Messaging::start(store.db.clone(), store.bus, store.consumers, messaging_config.clone(), registry)?;
+        let messaging =
+            Messaging::start(store.db.clone(), store.bus, store.consumers, messaging_config.clone(), registry)?;
         background.extend(messaging.tasks);
         checks.push(Arc::new(store.db));
     }
