@@ -302,9 +302,11 @@ impl Store {
 
     // ---- signing keys ----
 
+    /// Keys made since `since`, newest first; keys of one millisecond by their id (UUIDv7, so in the
+    /// order they were made), so every instance sees the same order.
     pub async fn signing_keys(&self, since: i64) -> Result<Vec<KeyRow>, sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query_as(
-            "SELECT kid, private_pkcs8, public_key, created_at FROM users_signing_keys WHERE created_at >= $1 ORDER BY created_at DESC")
+            "SELECT kid, private_pkcs8, public_key, created_at FROM users_signing_keys WHERE created_at >= $1 ORDER BY created_at DESC, kid DESC")
             .bind(since).fetch_all(pool).await)
     }
 
