@@ -267,3 +267,24 @@ async fn a_relay_that_fails_lets_its_claim_go() {
     counts.assert_exactly_once(&ids);
     assert_eq!(broken.metric("messaging_relayed_total"), 0.0);
 }
+
+/// Two relays' retry passes take the same due `messaging_retries` rows at once: each row goes to
+/// one of them (a conditional update moves its due time: the claim).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_retry_passes_claim_each_due_row_once() {
+    let test = test_db().await;
+    let now = now_ms();
+    for i in 0..100 {
+        let m = DomainEvent::new("test.happened", serde_json::json!({ "n": i }));
+        tg_messaging::retries::schedule(&test.db, "recorder", &m, 1, now - 1, "failed").await.unwrap();
+    }
+    let (a, b) = (test.connect_again(4).await.unwrap(), test.connect_again(4).await.unwrap());
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let (ra, rb) = tokio::join!(tg_messaging::retries::claim_due(&a, 30), tg_messaging::retries::claim_due(&b, 30));
+        taken.extend(ra.unwrap().into_iter().chain(rb.unwrap()).map(|r| r.message_id));
+    }
+    let unique: std::collections::HashSet<&String> = taken.iter().collect();
+    assert_eq!(unique.len(), taken.len(), "a row claimed twice");
+    assert_eq!(taken.len(), 100, "every due row claimed");
+}
