@@ -89,7 +89,7 @@ async fn cancel_booking(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) -
     Ok(Json(svc.cancel(&me, &id).await?))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BookingList {
     pub items: Vec<BookingView>,
 }
@@ -107,7 +107,7 @@ async fn my_bookings(svc: Svc, me: Principal) -> ApiResult<Json<BookingList>> {
     Ok(Json(BookingList { items }))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TicketList {
     pub items: Vec<TicketView>,
 }
@@ -204,7 +204,7 @@ async fn check_in_batch(
     Ok(Json(ScanBatchResult { results }))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Attendee {
     pub ticket_id: String,
     pub code: String,
@@ -242,7 +242,7 @@ async fn attendee_list(svc: &BookingsService, me: &Principal, id: &str) -> ApiRe
     Ok(out)
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct AttendeeList {
     pub items: Vec<Attendee>,
     pub checked_in: usize,

@@ -121,7 +121,7 @@ async fn create_event(
     Ok((StatusCode::CREATED, Json(svc.create(&me, doc).await?)))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EventPage {
     pub items: Vec<EventDocument>,
     pub next_cursor: Option<String>,
@@ -258,7 +258,7 @@ async fn moderation(
     Ok(Json(EventPage { items, next_cursor: page.next_cursor }))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CategoryCount {
     pub id: String,
     pub name: String,

@@ -30,7 +30,7 @@ pub fn admin_router(svc: Arc<NotificationsService>) -> OpenApiRouter {
     OpenApiRouter::new().routes(routes!(delivery_log)).with_state(svc)
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Mailbox {
     pub items: Vec<MailboxEntry>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.

@@ -1,6 +1,6 @@
 //! SQL of the notifications service (tables `notifications_*`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tg_messaging::OutboxWrite;
 use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
 use utoipa::ToSchema;
@@ -21,7 +21,7 @@ pub struct NewNotice {
     pub channels: Vec<(&'static str, String)>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 pub struct MailboxEntry {
     pub id: String,
     pub kind: String,

@@ -85,7 +85,7 @@ struct PaymentQuery {
     booking_id: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PaymentList {
     pub items: Vec<PaymentView>,
 }

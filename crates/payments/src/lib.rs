@@ -23,7 +23,7 @@ pub mod store;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tg_contracts::{BookingCancelled, ContractError, Message, PaymentSucceeded};
 use tg_messaging::{Consumer, Poison};
 use tg_platform::{
@@ -51,7 +51,7 @@ pub fn migrations() -> ServiceMigrations {
     }
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PaymentView {
     pub id: String,
     pub booking_id: String,

@@ -20,11 +20,12 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use tg_platform::auth::Role;
+use tg_users::{api::TokenResponse, model::UserView};
 use tower::ServiceExt;
 
 use crate::{
     i18n::{I18n, Lang},
-    views::{Me, TokenResponse},
     Web,
 };
 
@@ -79,7 +80,7 @@ impl Problem {
 pub struct Ctx {
     pub lang: Lang,
     pub csrf: String,
-    pub me: Option<Me>,
+    pub me: Option<UserView>,
     /// Path and query of this request (for "back here after login").
     pub here: String,
     pub recaptcha_site_key: Option<String>,
@@ -116,16 +117,16 @@ impl Ctx {
         self.me.is_some()
     }
 
-    pub fn has_role(&self, role: &str) -> bool {
-        self.me.as_ref().is_some_and(|m| m.roles.iter().any(|r| r == role))
+    pub fn has_role(&self, role: Role) -> bool {
+        self.me.as_ref().is_some_and(|m| m.roles.contains(&role))
     }
 
     pub fn is_organizer(&self) -> bool {
-        self.has_role("organizer") || self.has_role("admin")
+        self.has_role(Role::Organizer) || self.has_role(Role::Admin)
     }
 
     pub fn is_admin(&self) -> bool {
-        self.has_role("admin")
+        self.has_role(Role::Admin)
     }
 
     pub fn i18n(&self) -> &I18n {
@@ -202,7 +203,7 @@ impl Ctx {
     }
 
     /// Require a signed-in user, else send them to the login page and back here.
-    pub fn require_login(&self) -> Result<&Me, PageError> {
+    pub fn require_login(&self) -> Result<&UserView, PageError> {
         self.me
             .as_ref()
             .ok_or_else(|| self.fail(Problem { status: 401, code: "unauthorized".into(), ..Default::default() }))
@@ -430,7 +431,7 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
         web: web.clone(),
     };
     if ctx.token.is_some() {
-        match ctx.get::<Me>("/api/v1/me").await {
+        match ctx.get::<UserView>("/api/v1/me").await {
             Ok(me) => ctx.me = Some(me),
             Err(p) if p.status == 401 => {
                 ctx.token = None;

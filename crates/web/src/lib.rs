@@ -1,7 +1,8 @@
 //! The web UI: server-rendered pages (askama templates, htmx for partial updates) over the platform's
 //! own API, in English and Khmer, installable as a PWA. Routes are grouped by who uses them:
 //! `pages::public` (discovery), `pages::attendee` (booking, paying, tickets), `pages::account`
-//! (sign-in, profile), `pages::organizer` (events, sales, door scanner) and `pages::admin`.
+//! (sign-in, profile), `pages::organizer` (events, sales, door scanner) and `pages::admin`. Pages read
+//! the API's responses as the owning services' own types (their views and lists), not copies of them.
 
 pub mod assets;
 pub mod calendar;
@@ -9,7 +10,6 @@ pub mod ctx;
 pub mod format;
 pub mod i18n;
 pub mod pages;
-pub mod views;
 
 use std::sync::Arc;
 

@@ -47,7 +47,7 @@ pub fn admin_router(svc: Arc<UsersService>) -> OpenApiRouter {
 }
 
 /// Cursor-paginated list.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.

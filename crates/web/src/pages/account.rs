@@ -9,13 +9,20 @@ use axum::{
 use axum_extra::extract::{cookie::Cookie, CookieJar};
 use serde::Deserialize;
 use serde_json::json;
+use tg_notifications::{
+    api::{Channels, Mailbox},
+    store::MailboxEntry,
+};
+use tg_users::{
+    api::TokenResponse,
+    model::{OrganizerApplication, UserView},
+};
 
 use super::{enc, ok, render, see_other};
 use crate::{
     ctx::{cleared_token_cookies, lang_cookie, token_cookies, CsrfForm, Ctx, PageResult, Problem, REFRESH_COOKIE},
     format,
     i18n::Lang,
-    views::{List, Me, Message, TokenResponse},
 };
 
 /// Where to go after signing in: only a path on this site. No `//host`, no scheme, and no control
@@ -155,12 +162,6 @@ pub async fn set_language(ctx: Ctx, Path(code): Path<String>, Query(q): Query<Ne
     with_cookies(see_other(safe_next(&q.next)), [lang_cookie(ctx.web(), lang)])
 }
 
-#[derive(Deserialize, Default)]
-pub struct ApplicationView {
-    status: String,
-    name: String,
-}
-
 /// The organizer application form as typed.
 #[derive(Default)]
 struct ApplyForm {
@@ -171,21 +172,15 @@ struct ApplyForm {
     message: String,
 }
 
-#[derive(Deserialize, Default)]
-struct Channels {
-    telegram_chat_id: Option<String>,
-    phone: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
     ctx: Ctx,
-    me: Me,
+    me: UserView,
     channels: Channels,
     apply: ApplyForm,
-    application: Option<ApplicationView>,
-    messages: Vec<(String, Message)>,
+    application: Option<OrganizerApplication>,
+    messages: Vec<(String, MailboxEntry)>,
     /// Link to the next, older page of messages.
     older_messages: Option<String>,
     problem: Option<Problem>,
@@ -228,12 +223,12 @@ async fn account_page(
             message: keep("message"),
         };
     }
-    let application = ctx.get::<ApplicationView>("/api/v1/me/organizer-application").await.ok();
+    let application = ctx.get::<OrganizerApplication>("/api/v1/me/organizer-application").await.ok();
     let mut path = format!("/api/v1/me/messages?limit={MESSAGES_PER_PAGE}");
     if let Some(c) = messages_cursor.filter(|c| !c.is_empty()) {
         path += &format!("&cursor={}", enc(c));
     }
-    let messages: List<Message> = match ctx.get(&path).await {
+    let messages: Mailbox = match ctx.get(&path).await {
         Ok(page) => page,
         // A stale or hand-made cursor: show the newest messages instead of an error.
         Err(p) if p.status == 400 || p.status == 422 => {
@@ -269,7 +264,7 @@ pub async fn update_account(form: CsrfForm) -> PageResult {
     let ctx = form.ctx.clone();
     ctx.require_login()?;
     let body = json!({ "display_name": form.get("display_name"), "language": form.get("language") });
-    match ctx.send::<Me>(Method::PATCH, "/api/v1/me", &body, None).await {
+    match ctx.send::<UserView>(Method::PATCH, "/api/v1/me", &body, None).await {
         Ok(me) => {
             let lang = Lang::parse(&me.language).unwrap_or(ctx.lang);
             Ok(with_cookies(see_other("/account?saved=1"), [lang_cookie(ctx.web(), lang)]))

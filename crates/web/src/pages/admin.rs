@@ -8,15 +8,15 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use tg_events::document::{EventDocument, STATUSES};
-
-use super::{enc, ok, public::EventCard, see_other};
-use crate::{
-    ctx::{CsrfForm, Ctx, PageError, PageResult, Problem},
-    views::{Application, AuditEntry, List, UserRow},
+use tg_events::{api::EventPage, document::STATUSES};
+use tg_platform::auth::Role;
+use tg_users::{
+    api::Page,
+    model::{AuditEntry, OrganizerApplication, UserView},
 };
 
-pub const ROLES: [&str; 3] = ["user", "organizer", "admin"];
+use super::{enc, ok, public::EventCard, see_other};
+use crate::ctx::{CsrfForm, Ctx, PageError, PageResult, Problem};
 
 fn require_admin(ctx: &Ctx) -> Result<(), PageError> {
     ctx.require_login()?;
@@ -54,22 +54,23 @@ impl ListQuery {
 struct Users {
     ctx: Ctx,
     q: String,
-    users: Vec<UserRow>,
+    users: Vec<UserView>,
     next: Option<String>,
-    roles: [&'static str; 3],
+    roles: [Role; 3],
 }
 
 impl Users {
-    fn has(&self, user: &UserRow, role: &&str) -> bool {
-        user.roles.iter().any(|r| r == role)
+    fn has(&self, user: &UserView, role: &Role) -> bool {
+        user.roles.contains(role)
     }
 }
 
 pub async fn users(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
     require_admin(&ctx)?;
-    let page: List<UserRow> = ctx.get(&format!("/api/v1/admin/users?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
+    let page: Page<UserView> =
+        ctx.get(&format!("/api/v1/admin/users?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
     let next = page.next_cursor.map(|c| format!("/admin?q={}&cursor={}", enc(&q.q), enc(&c)));
-    Ok(ok(&Users { ctx, q: q.q, users: page.items, next, roles: ROLES }))
+    Ok(ok(&Users { ctx, q: q.q, users: page.items, next, roles: Role::ALL }))
 }
 
 pub async fn set_roles(Path(id): Path<String>, form: CsrfForm) -> PageResult {
@@ -88,7 +89,7 @@ pub async fn set_roles(Path(id): Path<String>, form: CsrfForm) -> PageResult {
 struct Applications {
     ctx: Ctx,
     status: String,
-    applications: Vec<Application>,
+    applications: Vec<OrganizerApplication>,
 }
 
 pub async fn applications(ctx: Ctx, Query(mut q): Query<ListQuery>) -> PageResult {
@@ -96,7 +97,7 @@ pub async fn applications(ctx: Ctx, Query(mut q): Query<ListQuery>) -> PageResul
     if q.status.is_empty() {
         q.status = "pending".into();
     }
-    let page: List<Application> =
+    let page: Page<OrganizerApplication> =
         ctx.get(&format!("/api/v1/admin/organizer-applications?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
     Ok(ok(&Applications { ctx, status: q.status, applications: page.items }))
 }
@@ -143,7 +144,7 @@ struct Events {
 /// Every event of every status and visibility, most recently changed first, with unpublish and cancel.
 pub async fn events(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
     require_admin(&ctx)?;
-    let page: List<EventDocument> = ctx
+    let page: EventPage = ctx
         .get(&format!("/api/v1/admin/events?{}&lang={}", q.params(), ctx.lang.code()))
         .await
         .map_err(|p| ctx.fail(p))?;
@@ -181,7 +182,7 @@ struct Audit {
 
 pub async fn audit(ctx: Ctx, Query(q): Query<ListQuery>) -> PageResult {
     require_admin(&ctx)?;
-    let page: List<AuditEntry> =
+    let page: Page<AuditEntry> =
         ctx.get(&format!("/api/v1/admin/audit-log?{}", q.params())).await.map_err(|p| ctx.fail(p))?;
     let entries = page
         .items

@@ -5,13 +5,17 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::{extract::Path, http::Method};
 use serde_json::json;
+use tg_bookings::{
+    api::{BookingList, TicketList},
+    model::{BookingView, TicketView},
+};
 use tg_events::document::EventDocument;
+use tg_payments::{api::PaymentList, PaymentView};
 
 use super::{enc, ok, public::EventPage, render, see_other};
 use crate::{
     ctx::{CsrfForm, Ctx, PageResult, Problem},
     format,
-    views::{Booking, List, Payment, Ticket},
 };
 
 pub async fn book(Path(id): Path<String>, form: CsrfForm) -> PageResult {
@@ -30,7 +34,7 @@ pub async fn book(Path(id): Path<String>, form: CsrfForm) -> PageResult {
     } else {
         let body = json!({ "event_id": form.get("event_id"), "items": items });
         let key = format!("web-{}", form.get("nonce"));
-        match ctx.send::<Booking>(Method::POST, "/api/v1/bookings", &body, Some(&key)).await {
+        match ctx.send::<BookingView>(Method::POST, "/api/v1/bookings", &body, Some(&key)).await {
             Ok(booking) => return Ok(see_other(&format!("/bookings/{}", enc(&booking.id)))),
             Err(p) if p.status == 401 || p.status >= 500 => return Err(ctx.fail(p)),
             Err(p) => p,
@@ -71,7 +75,7 @@ impl TicketRow {
 #[template(path = "booking.html")]
 struct BookingPage {
     ctx: Ctx,
-    booking: Booking,
+    booking: BookingView,
     event: EventDocument,
     items: Vec<ItemRow>,
     tickets: Vec<TicketRow>,
@@ -102,7 +106,7 @@ impl BookingPage {
             .collect();
         let (mut tickets, mut refunded) = (Vec::new(), None);
         if booking.status == "confirmed" || booking.status == "cancelled" {
-            let mine: List<Ticket> = ctx.get("/api/v1/me/tickets").await?;
+            let mine: TicketList = ctx.get("/api/v1/me/tickets").await?;
             tickets = mine
                 .items
                 .into_iter()
@@ -128,7 +132,7 @@ impl BookingPage {
                     }
                 })
                 .collect();
-            let payments: List<Payment> = ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&booking.id))).await?;
+            let payments: PaymentList = ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&booking.id))).await?;
             // All refunds of the booking (a duplicate payment refunded in full counts too), per currency.
             let mut per_currency: BTreeMap<&str, f64> = BTreeMap::new();
             for p in payments.items.iter().filter(|p| p.refunded_amount > 0.0) {
@@ -153,8 +157,8 @@ impl BookingPage {
     }
 }
 
-async fn own_booking(ctx: &Ctx, id: &str) -> Result<(Booking, EventDocument), Problem> {
-    let booking: Booking = ctx.get(&format!("/api/v1/bookings/{}", enc(id))).await?;
+async fn own_booking(ctx: &Ctx, id: &str) -> Result<(BookingView, EventDocument), Problem> {
+    let booking: BookingView = ctx.get(&format!("/api/v1/bookings/{}", enc(id))).await?;
     let event: EventDocument =
         ctx.get(&format!("/api/v1/events/{}?lang={}", enc(&booking.event_id), ctx.lang.code())).await?;
     Ok((booking, event))
@@ -181,7 +185,7 @@ pub async fn refund(Path(id): Path<String>, form: CsrfForm) -> PageResult {
     let problem = if chosen.is_empty() {
         Problem { status: 422, detail: Some(ctx.t("refund-choose-tickets")), ..Default::default() }
     } else {
-        let payments: List<Payment> =
+        let payments: PaymentList =
             ctx.get(&format!("/api/v1/payments?booking_id={}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
         let paid = payments.items.iter().find(|p| matches!(p.status.as_str(), "succeeded" | "partially_refunded"));
         match paid {
@@ -207,7 +211,7 @@ pub async fn pay(Path(id): Path<String>, form: CsrfForm) -> PageResult {
     let provider = form.get("provider");
     let key = format!("web-{}-{provider}", form.get("nonce"));
     let body = json!({ "booking_id": id, "provider": provider });
-    let payment: Payment =
+    let payment: PaymentView =
         ctx.send(Method::POST, "/api/v1/payments", &body, Some(&key)).await.map_err(|p| ctx.fail(p))?;
     match payment.next_action.get("type").and_then(|t| t.as_str()) {
         Some("redirect") => {
@@ -221,7 +225,7 @@ pub async fn pay(Path(id): Path<String>, form: CsrfForm) -> PageResult {
 pub async fn cancel(Path(id): Path<String>, form: CsrfForm) -> PageResult {
     let ctx = form.ctx.clone();
     ctx.require_login()?;
-    let _: Booking = ctx
+    let _: BookingView = ctx
         .send(Method::POST, &format!("/api/v1/bookings/{}/cancel", enc(&id)), &json!({}), None)
         .await
         .map_err(|p| ctx.fail(p))?;
@@ -232,21 +236,21 @@ pub async fn cancel(Path(id): Path<String>, form: CsrfForm) -> PageResult {
 #[template(path = "payment.html")]
 struct PaymentPage {
     ctx: Ctx,
-    payment: Payment,
+    payment: PaymentView,
     amount: String,
     qr_svg: Option<String>,
 }
 
 pub async fn payment(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     ctx.require_login()?;
-    let payment: Payment = ctx.get(&format!("/api/v1/payments/{}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
+    let payment: PaymentView = ctx.get(&format!("/api/v1/payments/{}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
     // The QR code is an SVG our own payments service drew; it holds no user text.
     let qr_svg = payment.next_action.get("qr_svg").and_then(|q| q.as_str()).map(str::to_owned);
     Ok(ok(&PaymentPage { amount: format::money(payment.amount, &payment.currency), qr_svg, payment, ctx }))
 }
 
 pub struct TicketCard {
-    pub ticket: Ticket,
+    pub ticket: TicketView,
     pub type_name: String,
     /// Inline SVG, so the ticket shows offline once the page was opened.
     pub qr_svg: Option<String>,
@@ -265,14 +269,14 @@ pub struct EventTickets {
 struct TicketsPage {
     ctx: Ctx,
     events: Vec<EventTickets>,
-    bookings: Vec<Booking>,
+    bookings: Vec<BookingView>,
 }
 
 pub async fn tickets(ctx: Ctx) -> PageResult {
     ctx.require_login()?;
-    let tickets: List<Ticket> = ctx.get("/api/v1/me/tickets").await.map_err(|p| ctx.fail(p))?;
-    let bookings: List<Booking> = ctx.get("/api/v1/me/bookings").await.map_err(|p| ctx.fail(p))?;
-    let mut by_event: BTreeMap<String, Vec<Ticket>> = BTreeMap::new();
+    let tickets: TicketList = ctx.get("/api/v1/me/tickets").await.map_err(|p| ctx.fail(p))?;
+    let bookings: BookingList = ctx.get("/api/v1/me/bookings").await.map_err(|p| ctx.fail(p))?;
+    let mut by_event: BTreeMap<String, Vec<TicketView>> = BTreeMap::new();
     for t in tickets.items {
         by_event.entry(t.event_id.clone()).or_default().push(t);
     }

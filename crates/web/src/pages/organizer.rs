@@ -11,14 +11,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::{json, Value};
-use tg_bookings::api::Sales;
-use tg_events::document::EventDocument;
+use tg_bookings::api::{AttendeeList, Sales, Staff};
+use tg_events::{api::EventPage, document::EventDocument};
 
 use super::{enc, ok, public::EventCard, render, see_other};
 use crate::{
     ctx::{csrf_matches, CsrfForm, Ctx, FieldError, PageResult, Problem},
     format,
-    views::{Attendees, List},
 };
 
 pub struct MyEvent {
@@ -39,7 +38,7 @@ struct MyEvents {
 
 pub async fn my_events(ctx: Ctx) -> PageResult {
     ctx.require_login()?;
-    let page: Result<List<EventDocument>, Problem> = ctx.get("/api/v1/me/events?limit=100").await;
+    let page: Result<EventPage, Problem> = ctx.get("/api/v1/me/events?limit=100").await;
     let (events, not_organizer) = match page {
         Ok(page) => (page.items, false),
         Err(p) if p.status == 403 => (Vec::new(), true),
@@ -635,11 +634,6 @@ pub struct TypeLine {
     pub percent: i64,
 }
 
-#[derive(serde::Deserialize)]
-struct Staff {
-    emails: Vec<String>,
-}
-
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
@@ -652,7 +646,7 @@ struct Dashboard {
     revenue: String,
     checked_in: i64,
     chart: Option<Chart>,
-    attendees: Attendees,
+    attendees: AttendeeList,
 }
 
 impl Dashboard {
@@ -669,7 +663,7 @@ pub async fn dashboard(ctx: Ctx, Path(id): Path<String>) -> PageResult {
     ctx.require_login()?;
     let event: EventDocument = ctx.get(&format!("/api/v1/events/{}", enc(&id))).await.map_err(|p| ctx.fail(p))?;
     let sales: Sales = ctx.get(&format!("/api/v1/events/{}/sales", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
-    let attendees: Attendees =
+    let attendees: AttendeeList =
         ctx.get(&format!("/api/v1/events/{}/attendees", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
     let staff: Staff = ctx.get(&format!("/api/v1/events/{}/staff", enc(&event.id))).await.map_err(|p| ctx.fail(p))?;
     let types = sales

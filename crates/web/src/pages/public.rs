@@ -8,13 +8,15 @@ use axum::{
 };
 use serde::Deserialize;
 use tg_bookings::api::Availability;
-use tg_events::document::{EventDocument, TicketType};
+use tg_events::{
+    api::CategoryCount,
+    document::{EventDocument, TicketType},
+};
 
 use super::{enc, ok};
 use crate::{
     ctx::{Ctx, PageResult, Problem},
     format,
-    views::{Category, List},
 };
 
 /// A banner we may put in `<img src>`: a web address or a path here (no `javascript:`, no `data:`).
@@ -143,16 +145,16 @@ struct Home {
     ctx: Ctx,
     featured: Vec<EventCard>,
     upcoming: Vec<EventCard>,
-    categories: Vec<Category>,
+    categories: Vec<CategoryCount>,
 }
 
 pub async fn home(ctx: Ctx) -> PageResult {
     let lang = ctx.lang.code();
-    let featured: List<EventDocument> =
+    let featured: tg_events::api::EventPage =
         ctx.get(&format!("/api/v1/events?sort=priority&limit=4&lang={lang}")).await.map_err(|p| ctx.fail(p))?;
-    let upcoming: List<EventDocument> =
+    let upcoming: tg_events::api::EventPage =
         ctx.get(&format!("/api/v1/events?sort=start&limit=12&lang={lang}")).await.map_err(|p| ctx.fail(p))?;
-    let categories: Vec<Category> = ctx.get("/api/v1/categories").await.map_err(|p| ctx.fail(p))?;
+    let categories: Vec<CategoryCount> = ctx.get("/api/v1/categories").await.map_err(|p| ctx.fail(p))?;
     let featured = featured.items.iter().filter(|e| e.priority > 0).map(|e| EventCard::new(&ctx, e)).collect();
     let upcoming = upcoming.items.iter().map(|e| EventCard::new(&ctx, e)).collect();
     Ok(ok(&Home { ctx, featured, upcoming, categories }))
@@ -165,17 +167,19 @@ struct Search {
     query: SearchQuery,
     results: Vec<EventCard>,
     more: Option<String>,
-    categories: Vec<Category>,
+    categories: Vec<CategoryCount>,
 }
 
 /// The whole page also answers htmx, which takes `#results` out of it (`hx-select`).
 pub async fn search(ctx: Ctx, Query(query): Query<SearchQuery>) -> PageResult {
-    let page: Result<List<EventDocument>, Problem> =
+    let page: Result<tg_events::api::EventPage, Problem> =
         ctx.get(&format!("/api/v1/events?{}", query.api_query(&ctx))).await;
     let page = match page {
         Ok(page) => page,
         // A stale or hand-made cursor: show the first page instead of an error.
-        Err(p) if p.status == 400 || p.status == 422 => List { items: Vec::new(), next_cursor: None },
+        Err(p) if p.status == 400 || p.status == 422 => {
+            tg_events::api::EventPage { items: Vec::new(), next_cursor: None }
+        }
         Err(p) => return Err(ctx.fail(p)),
     };
     let results = page.items.iter().map(|e| EventCard::new(&ctx, e)).collect();
