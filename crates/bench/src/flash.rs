@@ -222,7 +222,10 @@ pub async fn flash_sale(args: FlashArgs) -> anyhow::Result<bool> {
 /// only sets up (accounts, events) and checks, on the topology's database.
 async fn through_gateway(args: FlashArgs, gateway: &str) -> anyhow::Result<bool> {
     let url = args.database_url.clone().context("--gateway needs --database-url: the topology's database")?;
-    let settings = Settings { database_url: Some(url), database_max_connections: Some(4), ..Settings::default() };
+    // With the topology's broker, so what this process's relay sends reaches the topology's consumers.
+    let amqp_url = std::env::var("AMQP_URL").ok().filter(|u| !u.is_empty());
+    let settings =
+        Settings { database_url: Some(url), database_max_connections: Some(4), amqp_url, ..Settings::default() };
     let app =
         ticketgw::app::build(&settings, "127.0.0.1:0".parse()?).await.context("opening the topology's database")?;
     println!("Through the gateway at {gateway} (every service in its own process).\n");

@@ -38,6 +38,9 @@ pub struct MessagingConfig {
     /// Consumers running in other processes (services apart): the relay publishes what they
     /// subscribe to and declares their queues, so nothing is lost before they first start.
     pub subscriptions: Vec<Subscription>,
+    /// Move the broker's dead letters into this database (RabbitMQ only). One place per platform:
+    /// the monolith, or the admin service, whose API lists and replays them.
+    pub archive_dead_letters: bool,
 }
 
 /// A consumer by name and bindings, as the broker's topology needs it.
@@ -54,6 +57,7 @@ impl Default for MessagingConfig {
             amqp_prefix: "ticketgw".into(),
             poll: Duration::from_secs(1),
             subscriptions: Vec::new(),
+            archive_dead_letters: true,
         }
     }
 }
@@ -174,7 +178,9 @@ impl Messaging {
                 let counters = gauges.counters.clone();
                 tasks.push(tokio::spawn(amqp::run_consumer(url.clone(), names.clone(), c.clone(), counters)));
             }
-            tasks.push(tokio::spawn(amqp::run_archiver(url.clone(), names.clone(), db.clone())));
+            if config.archive_dead_letters {
+                tasks.push(tokio::spawn(amqp::run_archiver(url.clone(), names.clone(), db.clone())));
+            }
         }
         let id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         let relay = Relay { db, bus, consumers, config, names, gauges, publisher: None, id };

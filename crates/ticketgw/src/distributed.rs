@@ -277,7 +277,10 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     let mut messaging_config = settings.messaging();
     messaging_config.subscriptions =
         vec![tg_payments::SUBSCRIPTION, tg_notifications::SUBSCRIPTION, tg_bookings::read_model::SUBSCRIPTION];
+    // Dead letters are archived where the admin API reads them, and nowhere else.
+    let archive = runs(Target::Admin).then(|| topology.database_url(Target::Admin, settings));
     for (i, store) in stores.open.into_iter().enumerate() {
+        messaging_config.archive_dead_letters = archive.as_ref() == Some(&store.url);
         let extra_registry = prometheus::Registry::new();
         let registry = if i == 0 { metrics.registry() } else { &extra_registry };
         let messaging =

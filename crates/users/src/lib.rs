@@ -230,7 +230,7 @@ impl UsersService {
 }
 
 /// Issuer named in an unverified token, used only to pick which verifier checks it.
-fn peek_issuer(token: &str) -> Option<String> {
+pub(crate) fn peek_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     #[derive(serde::Deserialize)]

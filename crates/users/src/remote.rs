@@ -1,6 +1,9 @@
 //! Verifying the built-in issuer's tokens in a process that does not run the users service (the
 //! gateway, and every service when they run apart): the users service's public keys from its JWKS,
-//! then the same checks as the issuer itself (signature, `iss`, `aud`, `exp`).
+//! then the same checks as the issuer itself (signature, `iss`, `aud`, `exp`). A token of another
+//! issuer (an external OpenID Connect provider) is the users service's to judge, since it maps
+//! external identities to local accounts: it is asked (`GET /api/v1/me` with that token), and the
+//! answer is kept for a minute.
 
 use std::{
     collections::HashMap,
@@ -22,11 +25,18 @@ use crate::issuer::{decode_claims, AccessClaims};
 const MIN_REFRESH: Duration = Duration::from_secs(10);
 /// Most verified tokens remembered (as in the issuer).
 const VERIFIED_CACHE_SIZE: usize = 100_000;
+/// How long the users service's answer about an external token is kept.
+const EXTERNAL_TTL: Duration = Duration::from_secs(60);
+
+/// When the users service answered about an external token, and what (the caller, or why not).
+type ExternalAnswer = (Instant, Result<Principal, String>);
 
 pub struct RemoteVerifier {
     issuer: String,
     jwks_url: String,
+    me_url: String,
     http: reqwest::Client,
+    external: Mutex<HashMap<[u8; 32], ExternalAnswer>>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     verified: Mutex<HashMap<[u8; 32], AccessClaims>>,
@@ -52,6 +62,8 @@ impl RemoteVerifier {
         RemoteVerifier {
             issuer: issuer.trim_end_matches('/').to_owned(),
             jwks_url: format!("{}/.well-known/jwks.json", users_url.trim_end_matches('/')),
+            me_url: format!("{}/api/v1/me", users_url.trim_end_matches('/')),
+            external: Mutex::default(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("TLS backend initialises"),
             keys: RwLock::default(),
             last_fetch: Default::default(),
@@ -86,6 +98,38 @@ impl RemoteVerifier {
         Ok(())
     }
 
+    /// Ask the users service who holds this external token.
+    async fn introspect(&self, token: &str, digest: [u8; 32]) -> Result<Principal, AuthError> {
+        if let Some((at, answer)) = self.external.lock().expect("cache lock").get(&digest) {
+            if at.elapsed() < EXTERNAL_TTL {
+                return answer.clone().map_err(AuthError::Invalid);
+            }
+        }
+        let unavailable = |e: reqwest::Error| AuthError::Unavailable(format!("users service: {e}"));
+        let res = self.http.get(&self.me_url).bearer_auth(token).send().await.map_err(unavailable)?;
+        let answer = match res.status() {
+            s if s.is_success() => {
+                let me: crate::model::UserView = res.json().await.map_err(unavailable)?;
+                Ok(Principal {
+                    user_id: me.id,
+                    email: me.email,
+                    display_name: Some(me.display_name),
+                    roles: me.roles,
+                    service: None,
+                    token: None,
+                })
+            }
+            s if s.is_client_error() => Err("token refused by the users service".to_owned()),
+            s => return Err(AuthError::Unavailable(format!("users service answered {s}"))),
+        };
+        let mut cache = self.external.lock().expect("cache lock");
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.retain(|_, (at, _)| at.elapsed() < EXTERNAL_TTL);
+        }
+        cache.insert(digest, (Instant::now(), answer.clone()));
+        answer.map_err(AuthError::Invalid)
+    }
+
     async fn verify_signed(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let invalid = |e: String| AuthError::Invalid(e);
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
@@ -110,6 +154,9 @@ impl TokenVerifier for RemoteVerifier {
         let now = now_ms() / 1000;
         if let Some(c) = self.verified.lock().expect("cache lock").get(&digest).filter(|c| c.exp > now) {
             return Ok(c.clone().into());
+        }
+        if crate::peek_issuer(token).is_some_and(|iss| iss != self.issuer) {
+            return self.introspect(token, digest).await;
         }
         let claims = self.verify_signed(token).await?;
         let mut cache = self.verified.lock().expect("cache lock");
