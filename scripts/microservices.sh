@@ -32,11 +32,17 @@ export PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:$BASE_PORT}
 export SANDBOX_WEBHOOK_SECRET=${SANDBOX_WEBHOOK_SECRET:-whsec_local_$(head -c12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export PAYMENTS_SANDBOX=true
 secret() { head -c24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+# Service credentials: only the services that call others get one, each sees only its own, and only
+# the users service sees the list (not exported).
+declare -A client_secret
 clients=()
+for s in events bookings payments notifications; do
+  client_secret[$s]=$(secret); clients+=("$s:${client_secret[$s]}")
+done
+service_clients=$(IFS=,; echo "${clients[*]}")
 for s in "${services[@]}"; do
   upper=${s^^}
   export "TICKETGW_${upper}_URL=http://127.0.0.1:$(port_of "$s")"
-  sec=$(secret); export "SECRET_${upper}=$sec"; clients+=("$s:$sec")
   if [[ $s != web && -z "${SHARED_DATABASE:-}" ]]; then
     db="tg_ms_$s"
     psql "$PG_URL/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
@@ -44,7 +50,6 @@ for s in "${services[@]}"; do
     export "${upper}_DATABASE_URL=$PG_URL/$db"
   fi
 done
-export SERVICE_CLIENTS=$(IFS=,; echo "${clients[*]}")
 if [[ -n "${SHARED_DATABASE:-}" ]]; then
   psql "$PG_URL/postgres" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$SHARED_DATABASE'" | grep -q 1 \
     || psql "$PG_URL/postgres" -qc "CREATE DATABASE $SHARED_DATABASE"
@@ -55,9 +60,10 @@ pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-start() { # name port targets
-  local name=$1 port=$2 target=$3 upper=${3^^}
-  SERVICE_CLIENT_ID=$target SERVICE_CLIENT_SECRET=$(eval echo "\${SECRET_${upper}:-}") \
+start() { # name port target
+  local name=$1 port=$2 target=$3 clients=""
+  [[ $target == users ]] && clients=$service_clients
+  SERVICE_CLIENT_ID=$target SERVICE_CLIENT_SECRET=${client_secret[$target]:-} SERVICE_CLIENTS=$clients \
     "$BINARY" serve --target "$target" --listen "127.0.0.1:$port" --data-dir "$DATA/$name" \
     >"$DATA/logs/$name.log" 2>&1 &
   pids+=($!)

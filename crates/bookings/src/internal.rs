@@ -14,7 +14,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tg_events::ports::{BookingsView, TypeCounts};
 use tg_platform::{
-    auth::Principal,
+    auth::{Principal, ServiceCaller},
     http::{ApiJson, ApiPath},
     ApiError, ApiResult,
 };
@@ -68,19 +68,17 @@ pub fn router(svc: Arc<BookingsService>) -> Router {
 
 async fn counts(
     State(svc): Svc,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<HashMap<String, TypeCounts>>> {
-    caller.require_service()?;
     Ok(Json(svc.counts(&id).await.map_err(ApiError::from_anyhow)?))
 }
 
 async fn sold_totals(
     State(svc): Svc,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiJson(req): ApiJson<SoldTotalsRequest>,
 ) -> ApiResult<Json<HashMap<String, i64>>> {
-    caller.require_service()?;
     if req.event_ids.len() > 1000 {
         return Err(ApiError::bad_request("too_many_ids", "at most 1000 event ids at once"));
     }
@@ -89,31 +87,31 @@ async fn sold_totals(
 
 async fn attended(
     State(svc): Svc,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Attendance>> {
-    caller.require_service()?;
     let attended = svc.attended(&id, &user_id).await.map_err(ApiError::from_anyhow)?.unwrap_or(false);
     Ok(Json(Attendance { attended }))
 }
 
 async fn ticket_holders(
     State(svc): Svc,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require_service()?;
     Ok(Json(svc.ticket_holders(&id).await?))
 }
 
-async fn booking(State(svc): Svc, caller: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<Json<BookingView>> {
-    caller.require_service()?;
+async fn booking(
+    State(svc): Svc,
+    _caller: ServiceCaller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<BookingView>> {
     svc.find(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("booking"))
 }
 
 /// 204 when confirmed (or already); 409 `cannot_confirm` when the payment must be refunded instead.
-async fn confirm(State(svc): Svc, caller: Principal, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
-    caller.require_service()?;
+async fn confirm(State(svc): Svc, _caller: ServiceCaller, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     match svc.confirm(&id).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(ConfirmError::Internal(e)) => Err(ApiError::internal(e)),
@@ -133,10 +131,9 @@ async fn refund(
 
 async fn ticket_qr_codes(
     State(svc): Svc,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<TicketQr>>> {
-    caller.require_service()?;
     let tickets = svc.tickets_with_qr(&id).await.map_err(ApiError::from_anyhow)?;
     Ok(Json(tickets.into_iter().map(|(_, code, _, svg)| TicketQr { code, svg }).collect()))
 }

@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use axum::{extract::State, routing::get, Json, Router};
 use serde::{Deserialize, Serialize};
-use tg_platform::{auth::Principal, http::ApiPath, ApiError, ApiResult};
+use tg_platform::{
+    auth::{Principal, ServiceCaller},
+    http::ApiPath,
+    ApiError, ApiResult,
+};
 
 use crate::{document::EventDocument, EventsService};
 
@@ -26,10 +30,9 @@ pub fn router(svc: Arc<EventsService>) -> Router {
 /// The stored document by id or slug, whatever its status (bookings' read model is filled from it).
 async fn event(
     State(svc): State<Arc<EventsService>>,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<EventDocument>> {
-    caller.require_service()?;
     svc.event(&key).await.map_err(ApiError::from_anyhow)?.map(Json).ok_or_else(|| ApiError::not_found("event"))
 }
 

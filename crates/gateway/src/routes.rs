@@ -66,7 +66,9 @@ pub fn route_table() -> &'static [(&'static str, Service)] {
 }
 
 /// Service-to-service routes: never routed from outside.
-pub(crate) const INTERNAL: [&str; 2] = ["/internal", "/internal/{*rest}"];
+/// Never routed from outside: the services' internal routes, and the users service's
+/// client-credentials grant, which only services (calling users directly) have any use for.
+pub(crate) const INTERNAL: [&str; 3] = ["/internal", "/internal/{*rest}", "/api/v1/auth/token"];
 
 /// One route per table entry, each answered by `to(service)`.
 pub(crate) fn api_routes<S>(to: impl Fn(Service) -> MethodRouter<S>) -> Router<S>
@@ -191,7 +193,7 @@ mod tests {
     #[tokio::test]
     async fn internal_routes_are_refused() {
         let router = named();
-        for path in ["/internal", "/internal/v1/x", "/internal/v1/bookings/b1/confirm"] {
+        for path in ["/internal", "/internal/v1/x", "/internal/v1/bookings/b1/confirm", "/api/v1/auth/token"] {
             assert_eq!(resolve(&router, "POST", path).await, (StatusCode::NOT_FOUND, "refused".to_owned()), "{path}");
         }
     }

@@ -89,10 +89,6 @@ impl Principal {
     pub fn user(user_id: impl Into<String>, roles: Vec<Role>) -> Principal {
         Principal { user_id: user_id.into(), email: None, display_name: None, roles, service: None, token: None }
     }
-    /// 403 unless the caller is one of the platform's services (internal routes).
-    pub fn require_service(&self) -> Result<&str, ApiError> {
-        self.service.as_deref().ok_or_else(|| ApiError::forbidden("only the platform's services may call this"))
-    }
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -170,6 +166,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(p)) if p.service.is_some() => Err(service_token_here()),
             Some(AuthOutcome::Authenticated(p)) => Ok(p.clone()),
             Some(AuthOutcome::Rejected(why)) => Err(ApiError::invalid_token(why.clone())),
             _ => Err(ApiError::unauthenticated("a bearer token is required")),
@@ -182,9 +179,34 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, ApiError> {
         match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(p)) if p.service.is_some() => Err(service_token_here()),
             Some(AuthOutcome::Authenticated(p)) => Ok(Some(p.clone())),
             Some(AuthOutcome::Rejected(why)) => Err(ApiError::invalid_token(why.clone())),
             _ => Ok(None),
+        }
+    }
+}
+
+/// A service token is nobody's account: it opens internal routes only.
+fn service_token_here() -> ApiError {
+    ApiError::forbidden("a service token opens the services' internal routes only")
+}
+
+/// The caller of an internal route: one of the platform's services, by its client id (401 without
+/// a token, 403 with a user's).
+#[derive(Clone, Debug)]
+pub struct ServiceCaller(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(Principal { service: Some(id), .. })) => Ok(ServiceCaller(id.clone())),
+            Some(AuthOutcome::Authenticated(_)) => {
+                Err(ApiError::forbidden("only the platform's services may call this"))
+            }
+            Some(AuthOutcome::Rejected(why)) => Err(ApiError::invalid_token(why.clone())),
+            _ => Err(ApiError::unauthenticated("a service token is required")),
         }
     }
 }

@@ -111,7 +111,8 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
 
     if runs(Target::Gateway) {
         anyhow::ensure!(targets == &Targets::parse("gateway")?, "the gateway runs alone in its process");
-        let verifier = Arc::new(RemoteVerifier::new(&public_url, topology.url(Service::Users)));
+        let verifier =
+            Arc::new(RemoteVerifier::new(&public_url, topology.url(Service::Users), settings.oidc_issuer.as_deref()));
         let router = tg_gateway::app(gateway_config(settings, &topology, verifier), metrics);
         return Ok(Process { router, background: Vec::new() });
     }
@@ -130,7 +131,9 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     };
     let verifier: Arc<dyn TokenVerifier> = match &users {
         Some(u) => u.clone(),
-        None => Arc::new(RemoteVerifier::new(&public_url, topology.url(Service::Users))),
+        None => {
+            Arc::new(RemoteVerifier::new(&public_url, topology.url(Service::Users), settings.oidc_issuer.as_deref()))
+        }
     };
     let tokens = match &users {
         Some(u) => ServiceTokens::local(u.clone(), topology.client_id.clone()),
@@ -224,10 +227,13 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     let mut internal = Router::new();
     let mut pages = Router::new();
+    if let Some(u) = &users {
+        // Also in the admin process: it signs its own service tokens, so it must follow key rotation.
+        background.push(tokio::spawn(u.clone().run_maintenance()));
+    }
     if let (true, Some(u)) = (runs(Target::Users), &users) {
         api = api.merge(tg_users::api::router(u.clone()));
         internal = internal.merge(tg_users::internal::router(u.clone()));
-        background.push(tokio::spawn(u.clone().run_maintenance()));
     }
     if let (true, Some(e)) = (runs(Target::Events), &events) {
         api = api.merge(tg_events::api::router(e.clone()));
@@ -275,8 +281,9 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     // database's relay reports to /metrics (the gauges have one name per process).
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut messaging_config = settings.messaging();
-    messaging_config.subscriptions =
-        vec![tg_payments::SUBSCRIPTION, tg_notifications::SUBSCRIPTION, tg_bookings::read_model::SUBSCRIPTION];
+    // Payments and notifications must get every message, even before they first start. Bookings'
+    // read model declares its own queue: it fills itself on first use, and is not always running.
+    messaging_config.subscriptions = vec![tg_payments::SUBSCRIPTION, tg_notifications::SUBSCRIPTION];
     // Dead letters are archived where the admin API reads them, and nowhere else.
     let archive = runs(Target::Admin).then(|| topology.database_url(Target::Admin, settings));
     for (i, store) in stores.open.into_iter().enumerate() {

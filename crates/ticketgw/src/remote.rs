@@ -33,7 +33,8 @@ use crate::wiring::booking_info;
 
 /// Per-attempt timeout of a call to another service.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idempotent calls are retried (after 100 ms, then 400 ms) while this budget lasts.
+/// Idempotent calls are retried (after 100 ms, 400 ms, 1.6 s, …) while the next attempt would
+/// start within this budget, so a call gives up after about this plus one attempt's timeout.
 const RETRY_BUDGET: Duration = Duration::from_secs(8);
 
 /// This process's service token: minted directly when the users service runs here, else from its
@@ -220,8 +221,15 @@ impl ServiceClient {
         res.json().await.map(Some).map_err(|e| self.unavailable(e))
     }
 
+    /// A GET whose 404 means "no such thing" (a user, an event, a booking).
     async fn get<T: DeserializeOwned>(&self, path: &str, caller: Caller<'_>) -> Result<Option<T>, CallError> {
         self.call::<(), T>(Method::GET, path, None, caller, true).await
+    }
+
+    /// A GET of a route that always answers (counts, lists): a 404 there means a wrong URL (the
+    /// gateway or another service answering), never "nothing", so it fails instead of reading as empty.
+    async fn get_answer<T: DeserializeOwned>(&self, path: &str, caller: Caller<'_>) -> Result<T, CallError> {
+        self.get(path, caller).await?.ok_or_else(|| self.unavailable(format!("{path} answered 404: check its URL")))
     }
 }
 
@@ -270,8 +278,8 @@ impl tg_bookings::ports::EventCatalog for RemoteEvents {
     }
     async fn manages(&self, principal: &Principal, event_id: &str) -> anyhow::Result<bool> {
         let path = format!("/internal/v1/events/{}/manages", seg(event_id));
-        let answer: Option<Manages> = self.0.get(&path, Caller::User(principal)).await?;
-        Ok(answer.is_some_and(|m| m.manages))
+        let answer: Manages = self.0.get_answer(&path, Caller::User(principal)).await?;
+        Ok(answer.manages)
     }
 }
 
@@ -284,7 +292,7 @@ pub struct RemoteBookings(pub ServiceClient);
 impl tg_events::ports::BookingsView for RemoteBookings {
     async fn counts(&self, event_id: &str) -> anyhow::Result<HashMap<String, TypeCounts>> {
         let path = format!("/internal/v1/events/{}/ticket-counts", seg(event_id));
-        Ok(self.0.get(&path, Caller::Service).await?.unwrap_or_default())
+        Ok(self.0.get_answer(&path, Caller::Service).await?)
     }
     async fn sold_totals(&self, event_ids: &[String]) -> anyhow::Result<HashMap<String, i64>> {
         if event_ids.is_empty() {
@@ -292,12 +300,13 @@ impl tg_events::ports::BookingsView for RemoteBookings {
         }
         let body = SoldTotalsRequest { event_ids: event_ids.to_vec() };
         let path = "/internal/v1/events/sold-totals";
-        Ok(self.0.call(Method::POST, path, Some(&body), Caller::Service, true).await?.unwrap_or_default())
+        let totals = self.0.call(Method::POST, path, Some(&body), Caller::Service, true).await?;
+        Ok(totals.ok_or_else(|| self.0.unavailable(format!("{path} answered 404: check its URL")))?)
     }
     async fn attended(&self, event_id: &str, user_id: &str) -> anyhow::Result<Option<bool>> {
         let path = format!("/internal/v1/events/{}/attendance/{}", seg(event_id), seg(user_id));
-        let answer: Option<Attendance> = self.0.get(&path, Caller::Service).await?;
-        Ok(Some(answer.is_some_and(|a| a.attended)))
+        let answer: Attendance = self.0.get_answer(&path, Caller::Service).await?;
+        Ok(Some(answer.attended))
     }
 }
 
@@ -314,7 +323,8 @@ impl tg_payments::ports::Bookings for RemoteBookings {
         // Confirming is idempotent, so it is retried like a read.
         match self.0.call::<(), ()>(Method::POST, &path, None, Caller::Service, true).await {
             Ok(Some(())) => Ok(()),
-            Ok(None) => Err(ConfirmFailure::CannotConfirm("no such booking".into())),
+            // Bookings answers an unknown booking with 409 too: a 404 is a wrong URL. Never refund on it.
+            Ok(None) => Err(ConfirmFailure::Internal(format!("{path} answered 404: check TICKETGW_BOOKINGS_URL"))),
             Err(CallError::Problem(p)) if p.code == CANNOT_CONFIRM => {
                 Err(ConfirmFailure::CannotConfirm(p.detail.unwrap_or_default()))
             }
@@ -360,11 +370,11 @@ impl tg_notifications::Directory for RemoteDirectory {
     }
     async fn ticket_holders(&self, event_id: &str) -> anyhow::Result<Vec<String>> {
         let path = format!("/internal/v1/events/{}/ticket-holders", seg(event_id));
-        Ok(self.bookings.get(&path, Caller::Service).await?.unwrap_or_default())
+        Ok(self.bookings.get_answer(&path, Caller::Service).await?)
     }
     async fn ticket_qr_codes(&self, booking_id: &str) -> anyhow::Result<Vec<(String, String)>> {
         let path = format!("/internal/v1/bookings/{}/ticket-qr-codes", seg(booking_id));
-        let codes: Vec<TicketQr> = self.bookings.get(&path, Caller::Service).await?.unwrap_or_default();
+        let codes: Vec<TicketQr> = self.bookings.get_answer(&path, Caller::Service).await?;
         Ok(codes.into_iter().map(|t| (format!("ticket-{}.svg", t.code), t.svg)).collect())
     }
 }

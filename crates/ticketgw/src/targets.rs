@@ -102,7 +102,8 @@ impl Targets {
         }
     }
 
-    /// The service client id of this process (its first target), for service tokens.
+    /// The default service client id of this process: its first target in the order of [`Target::ALL`]
+    /// (not of the command line), for service tokens.
     pub fn client_id(&self) -> &'static str {
         match self {
             Targets::All => "all",

@@ -4,8 +4,8 @@
 //! - `TICKETGW_<SERVICE>_URL`: base URL of a service [default: `http://<service>:8080`, its
 //!   Kubernetes service name, so no registry is needed];
 //! - `<SERVICE>_DATABASE_URL`: a service's own database [default: `DATABASE_URL`];
-//! - `SERVICE_CLIENT_SECRET` (and `SERVICE_CLIENT_ID`, default: the process's first target): this
-//!   process's credentials for service tokens;
+//! - `SERVICE_CLIENT_SECRET` (and `SERVICE_CLIENT_ID`, default: the process's first target in the
+//!   order of [`Target::ALL`]): this process's credentials for service tokens;
 //! - `SERVICE_CLIENTS`: on the users service, the registered clients, `id:secret,id:secret`.
 
 use tg_gateway::{Service, Upstreams};
@@ -73,9 +73,11 @@ impl Topology {
             !runs_service || settings.amqp_url.is_some(),
             "AMQP_URL must be set when services run apart: their domain events travel through RabbitMQ"
         );
-        let calls_others = [Target::Events, Target::Bookings, Target::Payments, Target::Notifications, Target::Admin];
+        // Processes with the users service (users, admin) mint their own service tokens.
+        let calls_others = [Target::Events, Target::Bookings, Target::Payments, Target::Notifications];
+        let mints_own = runs(Target::Users) || runs(Target::Admin);
         anyhow::ensure!(
-            !calls_others.into_iter().any(runs) || runs(Target::Users) || self.client_secret.is_some(),
+            !calls_others.into_iter().any(runs) || mints_own || self.client_secret.is_some(),
             "SERVICE_CLIENT_SECRET must be set: this process calls other services with a service token"
         );
         anyhow::ensure!(

@@ -1,10 +1,10 @@
 //! Internal routes: what other services ask of the users service when they run in other processes.
-//! Only service tokens open them (`Principal::require_service`); the gateway never routes `/internal`.
+//! Only service tokens open them (`ServiceCaller`); the gateway never routes `/internal`.
 
 use std::sync::Arc;
 
 use axum::{extract::State, routing::get, Json, Router};
-use tg_platform::{auth::Principal, http::ApiPath, ApiError, ApiResult};
+use tg_platform::{auth::ServiceCaller, http::ApiPath, ApiError, ApiResult};
 
 use crate::{
     model::{OrganizerProfile, UserView},
@@ -21,27 +21,24 @@ pub fn router(svc: Arc<UsersService>) -> Router {
 
 async fn user(
     State(svc): State<Arc<UsersService>>,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<UserView>> {
-    caller.require_service()?;
     svc.user(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("user"))
 }
 
 async fn organizer_of_user(
     State(svc): State<Arc<UsersService>>,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrganizerProfile>> {
-    caller.require_service()?;
     svc.organizer_of(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("organizer"))
 }
 
 async fn organizer(
     State(svc): State<Arc<UsersService>>,
-    caller: Principal,
+    _caller: ServiceCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrganizerProfile>> {
-    caller.require_service()?;
     svc.organizer(&id).await?.map(Json).ok_or_else(|| ApiError::not_found("organizer"))
 }

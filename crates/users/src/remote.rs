@@ -25,16 +25,27 @@ use crate::issuer::{decode_claims, AccessClaims};
 const MIN_REFRESH: Duration = Duration::from_secs(10);
 /// Most verified tokens remembered (as in the issuer).
 const VERIFIED_CACHE_SIZE: usize = 100_000;
-/// How long the users service's answer about an external token is kept.
+/// How long the users service's answer about an external token is kept (never past the token's `exp`).
 const EXTERNAL_TTL: Duration = Duration::from_secs(60);
+/// The key set is fetched again this often, so keys the issuer retired stop verifying here too.
+const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// When the users service answered about an external token, and what (the caller, or why not).
 type ExternalAnswer = (Instant, Result<Principal, String>);
+
+/// The token's `exp` (Unix seconds), read without checking anything.
+fn peek_exp(token: &str) -> Option<i64> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&payload).ok()?.get("exp")?.as_i64()
+}
 
 pub struct RemoteVerifier {
     issuer: String,
     jwks_url: String,
     me_url: String,
+    /// The external OpenID Connect issuer the users service accepts (`OIDC_ISSUER`), if any.
+    external_issuer: Option<String>,
     http: reqwest::Client,
     external: Mutex<HashMap<[u8; 32], ExternalAnswer>>,
     keys: RwLock<HashMap<String, DecodingKey>>,
@@ -57,9 +68,11 @@ struct Jwk {
 
 impl RemoteVerifier {
     /// `issuer`: the tokens' `iss` (the platform's public URL); `users_url`: where the users service
-    /// answers (its JWKS is at `/.well-known/jwks.json`).
-    pub fn new(issuer: &str, users_url: &str) -> RemoteVerifier {
+    /// answers (its JWKS is at `/.well-known/jwks.json`); `external_issuer`: the external provider
+    /// whose tokens the users service maps to accounts (`OIDC_ISSUER`).
+    pub fn new(issuer: &str, users_url: &str, external_issuer: Option<&str>) -> RemoteVerifier {
         RemoteVerifier {
+            external_issuer: external_issuer.map(|i| i.trim_end_matches('/').to_owned()),
             issuer: issuer.trim_end_matches('/').to_owned(),
             jwks_url: format!("{}/.well-known/jwks.json", users_url.trim_end_matches('/')),
             me_url: format!("{}/api/v1/me", users_url.trim_end_matches('/')),
@@ -100,8 +113,12 @@ impl RemoteVerifier {
 
     /// Ask the users service who holds this external token.
     async fn introspect(&self, token: &str, digest: [u8; 32]) -> Result<Principal, AuthError> {
-        if let Some((at, answer)) = self.external.lock().expect("cache lock").get(&digest) {
-            if at.elapsed() < EXTERNAL_TTL {
+        let exp = peek_exp(token).ok_or_else(|| AuthError::Invalid("no exp".into()))?;
+        if exp <= now_ms() / 1000 {
+            return Err(AuthError::Invalid("expired".into()));
+        }
+        if let Some((until, answer)) = self.external.lock().expect("cache lock").get(&digest) {
+            if Instant::now() < *until {
                 return answer.clone().map_err(AuthError::Invalid);
             }
         }
@@ -122,11 +139,16 @@ impl RemoteVerifier {
             s if s.is_client_error() => Err("token refused by the users service".to_owned()),
             s => return Err(AuthError::Unavailable(format!("users service answered {s}"))),
         };
+        let left = Duration::from_secs(u64::try_from(exp - now_ms() / 1000).unwrap_or(0));
         let mut cache = self.external.lock().expect("cache lock");
         if cache.len() >= VERIFIED_CACHE_SIZE {
-            cache.retain(|_, (at, _)| at.elapsed() < EXTERNAL_TTL);
+            let now = Instant::now();
+            cache.retain(|_, (until, _)| now < *until);
+            if cache.len() >= VERIFIED_CACHE_SIZE {
+                cache.clear();
+            }
         }
-        cache.insert(digest, (Instant::now(), answer.clone()));
+        cache.insert(digest, (Instant::now() + EXTERNAL_TTL.min(left), answer.clone()));
         answer.map_err(AuthError::Invalid)
     }
 
@@ -137,7 +159,8 @@ impl RemoteVerifier {
             return Err(invalid("unexpected algorithm".into()));
         }
         let kid = header.kid.ok_or_else(|| invalid("missing kid".into()))?;
-        if !self.keys.read().await.contains_key(&kid) {
+        let stale = self.last_fetch.lock().await.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
+        if stale || !self.keys.read().await.contains_key(&kid) {
             self.refresh().await?;
         }
         let keys = self.keys.read().await;
@@ -155,8 +178,12 @@ impl TokenVerifier for RemoteVerifier {
         if let Some(c) = self.verified.lock().expect("cache lock").get(&digest).filter(|c| c.exp > now) {
             return Ok(c.clone().into());
         }
-        if crate::peek_issuer(token).is_some_and(|iss| iss != self.issuer) {
-            return self.introspect(token, digest).await;
+        let iss = crate::peek_issuer(token).ok_or_else(|| AuthError::Invalid("malformed token".into()))?;
+        if iss != self.issuer {
+            if self.external_issuer.as_deref() == Some(iss.trim_end_matches('/')) {
+                return self.introspect(token, digest).await;
+            }
+            return Err(AuthError::Invalid("unknown issuer".into()));
         }
         let claims = self.verify_signed(token).await?;
         let mut cache = self.verified.lock().expect("cache lock");

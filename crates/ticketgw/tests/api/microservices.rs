@@ -32,6 +32,8 @@ pub struct Cluster {
     logs: PathBuf,
     pub http: Client,
     pub databases: HashMap<&'static str, String>,
+    /// `SERVICE_CLIENTS` of the users service.
+    clients: String,
 }
 
 impl Drop for Cluster {
@@ -102,14 +104,16 @@ impl Cluster {
             let port = free_port();
             ports.insert(s.to_string(), port);
             env.push((format!("TICKETGW_{}_URL", s.to_uppercase()), format!("http://127.0.0.1:{port}")));
+        }
+        // The services that call others with a service token; the list goes to the users service only.
+        for s in ["events", "bookings", "payments", "notifications"] {
             clients.push(format!("{s}:secret-of-{s}-0123456789"));
         }
-        env.push(("SERVICE_CLIENTS".to_owned(), clients.join(",")));
         env.push(("PUBLIC_URL".to_owned(), format!("http://127.0.0.1:{}", ports["gateway"])));
         let logs = std::env::temp_dir().join(format!("tg-ms-{run}"));
         std::fs::create_dir_all(&logs).unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Some(Cluster { env, ports, children: HashMap::new(), logs, http, databases })
+        Some(Cluster { env, ports, children: HashMap::new(), logs, http, databases, clients: clients.join(",") })
     }
 
     fn command(&self, target: &str) -> Command {
@@ -121,6 +125,7 @@ impl Cluster {
             .env("TICKETGW_DATA_DIR", self.logs.join("data"))
             .env("SERVICE_CLIENT_ID", target)
             .env("SERVICE_CLIENT_SECRET", format!("secret-of-{target}-0123456789"))
+            .env("SERVICE_CLIENTS", if target == "users" { self.clients.as_str() } else { "" })
             .kill_on_drop(true);
         cmd
     }
@@ -462,22 +467,28 @@ async fn requests_that_skip_the_gateway_or_forge_tokens_are_refused() {
     let res = c.http.get(c.url_of("bookings", "/api/v1/me/bookings")).bearer_auth(&forged).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
-    // Service tokens: only registered clients get one, and it opens internal routes only.
-    let form =
-        [("grant_type", "client_credentials"), ("client_id", "payments"), ("client_secret", "wrong-secret-0123456789")];
-    let res = c.http.post(c.url("/api/v1/auth/token")).form(&form).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", "payments"),
-        ("client_secret", "secret-of-payments-0123456789"),
-    ];
-    let token: Value = c.http.post(c.url("/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    // Service tokens: only registered clients get one, from the users service itself (the gateway
+    // does not route the grant), and a service token is nobody's account.
+    let grant = |secret: &'static str| {
+        let form = [("grant_type", "client_credentials"), ("client_id", "payments"), ("client_secret", secret)];
+        c.http.post(c.url_of("users", "/api/v1/auth/token")).form(&form).send()
+    };
+    assert_eq!(grant("wrong-secret-0123456789").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let res =
+        c.http.post(c.url("/api/v1/auth/token")).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "the gateway does not route the grant");
+    let token: Value = grant("secret-of-payments-0123456789").await.unwrap().json().await.unwrap();
     let service = token["access_token"].as_str().unwrap();
     let res = c.http.get(c.url_of("bookings", "/internal/v1/bookings/nope")).bearer_auth(service).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "a service token opens internal routes");
-    let res = c.http.get(c.url_of("users", "/api/v1/me")).bearer_auth(service).send().await.unwrap();
-    assert_ne!(res.status(), StatusCode::OK, "but is nobody's account");
+    for path in ["/api/v1/me/bookings", "/api/v1/me"] {
+        let name = if path == "/api/v1/me" { "users" } else { "bookings" };
+        let res = c.http.get(c.url_of(name, path)).bearer_auth(service).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}: a service token is nobody's account");
+    }
+    let body = json!({"event_id": "any", "items": [{"ticket_type_id": "vip", "quantity": 1}]});
+    let res = c.send(Method::POST, "/api/v1/bookings", Some(service), Some("k"), Some(&body)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "nor can it book");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
