@@ -43,9 +43,10 @@ pub struct FlashArgs {
     /// The application's database pool size.
     #[arg(long, default_value_t = 32)]
     pub pool: u32,
-    /// Run the buyers through this gateway of a running microservices topology (see
-    /// scripts/microservices.sh with SHARED_DATABASE=1) instead of an in-process monolith;
-    /// `--database-url` is then that topology's database, used as it is, for setup and checks.
+    /// Run the buyers against this running server (the gateway of a microservices topology, see
+    /// scripts/microservices.sh with SHARED_DATABASE, or a monolith's address) instead of an
+    /// application inside the benchmark; `--database-url` is then that server's database, used as
+    /// it is, for setup and checks.
     #[arg(long)]
     pub gateway: Option<String>,
 }
@@ -228,7 +229,7 @@ async fn through_gateway(args: FlashArgs, gateway: &str) -> anyhow::Result<bool>
         Settings { database_url: Some(url), database_max_connections: Some(4), amqp_url, ..Settings::default() };
     let app =
         ticketgw::app::build(&settings, "127.0.0.1:0".parse()?).await.context("opening the topology's database")?;
-    println!("Through the gateway at {gateway} (every service in its own process).\n");
+    println!("Against the running server at {gateway}.\n");
     let res = run(&args, &app, gateway.trim_end_matches('/')).await;
     app.db.close().await;
     res

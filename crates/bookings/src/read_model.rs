@@ -3,7 +3,7 @@
 //! service and refreshed by `event.published` / `event.updated` / `event.cancelled`. The hold path
 //! therefore never waits on the events service; only a first look at an event does.
 
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 
 use tg_contracts::{EventCancelled, EventPublished, EventUpdated, Message};
 use tg_events::document::EventDocument;
@@ -23,14 +23,19 @@ impl EventsReadModel {
         Arc::new(EventsReadModel { db, source })
     }
 
-    /// Fetch the event's current document from the events service and store it.
+    /// Fetch the event's current document from the events service and store it, unless a newer
+    /// edit is stored already (two refreshes racing: the older fetch must not win).
     pub async fn refresh(&self, key: &str) -> anyhow::Result<Option<EventDocument>> {
         let Some(doc) = self.source.event(key).await? else { return Ok(None) };
         let json = serde_json::to_string(&doc)?;
+        // The document's own last edit (to the second); unreadable ones count as now.
+        let edited_ms =
+            jiff::Timestamp::from_str(&doc.audit.updated_at).map(|t| t.as_millisecond()).unwrap_or(now_ms());
         with_db!(&self.db, pool => sqlx::query(
             "INSERT INTO bookings_events (id, slug, document, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET slug = excluded.slug, document = excluded.document, updated_at = excluded.updated_at")
-            .bind(&doc.id).bind(&doc.slug).bind(&json).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected()))?;
+             ON CONFLICT (id) DO UPDATE SET slug = excluded.slug, document = excluded.document, updated_at = excluded.updated_at
+             WHERE bookings_events.updated_at <= excluded.updated_at")
+            .bind(&doc.id).bind(&doc.slug).bind(&json).bind(edited_ms).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(Some(doc))
     }
 
