@@ -175,19 +175,29 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-static TRUST_FORWARDED_FOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Peers whose `X-Forwarded-For` is believed; empty (the monolith) believes nobody.
+static TRUSTED_PROXIES: std::sync::RwLock<Vec<ipnet::IpNet>> = std::sync::RwLock::new(Vec::new());
 
-/// Take the client's address from `X-Forwarded-For` (its last entry, the one our gateway wrote)
-/// instead of the TCP peer. Set by processes that run behind the gateway; never in the monolith,
-/// where anyone could write the header.
-pub fn trust_forwarded_for(trust: bool) {
-    TRUST_FORWARDED_FOR.store(trust, std::sync::atomic::Ordering::Relaxed);
+/// Take the client's address from `X-Forwarded-For` (its last entry, the one the nearest proxy
+/// wrote) when the TCP peer is in one of `proxies` (the gateway, the web process). Set by processes
+/// that run behind the gateway; never in the monolith, where anyone could write the header.
+pub fn trust_forwarded_for(proxies: Vec<ipnet::IpNet>) {
+    *TRUSTED_PROXIES.write().expect("trusted proxies lock") = proxies;
 }
 
-/// The client's address: the TCP peer, or (behind the gateway) what the gateway saw.
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, what it saw.
 pub fn client_ip(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
     let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    if TRUST_FORWARDED_FOR.load(std::sync::atomic::Ordering::Relaxed) {
+    forwarded_client(peer, headers, &TRUSTED_PROXIES.read().expect("trusted proxies lock"))
+}
+
+fn forwarded_client(
+    peer: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let trusted_peer = peer.is_some_and(|p| trusted.iter().any(|net| net.contains(&p)));
+    if trusted_peer {
         let forwarded = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -214,4 +224,22 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<&str, crate::A
                 "an Idempotency-Key header (1 to 200 characters) is required",
             )
         })
+}
+
+#[cfg(test)]
+mod forwarded_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_trusted_peer_may_name_the_client() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "198.51.100.7, 203.0.113.9".parse().unwrap());
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+        let gateway = Some("10.1.2.3".parse().unwrap());
+        assert_eq!(forwarded_client(gateway, &headers, &trusted), Some("203.0.113.9".parse().unwrap()));
+        let stranger = Some("192.0.2.50".parse().unwrap());
+        assert_eq!(forwarded_client(stranger, &headers, &trusted), stranger, "a client cannot pick its address");
+        assert_eq!(forwarded_client(gateway, &headers, &[]), gateway, "the monolith trusts nobody");
+        assert_eq!(forwarded_client(gateway, &axum::http::HeaderMap::new(), &trusted), gateway);
+    }
 }

@@ -103,8 +103,8 @@ impl Stores<'_> {
 pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -> anyhow::Result<Process> {
     let topology = Topology::from_env(targets)?;
     topology.check(targets, settings)?;
-    // Behind the gateway: the client's address is what the gateway saw.
-    tg_platform::http::trust_forwarded_for(true);
+    // Behind the gateway: the client's address is what the gateway (or the web process) saw.
+    tg_platform::http::trust_forwarded_for(topology.trusted_proxies.clone());
     let runs = |t| targets.runs(t);
     let metrics = Metrics::new();
     let public_url = settings.public_url.clone().unwrap_or_default();

@@ -6,7 +6,9 @@
 //! - `<SERVICE>_DATABASE_URL`: a service's own database [default: `DATABASE_URL`];
 //! - `SERVICE_CLIENT_SECRET` (and `SERVICE_CLIENT_ID`, default: the process's first target in the
 //!   order of [`Target::ALL`]): this process's credentials for service tokens;
-//! - `SERVICE_CLIENTS`: on the users service, the registered clients, `id:secret,id:secret`.
+//! - `SERVICE_CLIENTS`: on the users service, the registered clients, `id:secret,id:secret`;
+//! - `TRUSTED_PROXIES`: networks whose `X-Forwarded-For` names the client (the gateway's and the web
+//!   process's) [default: loopback and the private ranges, where a cluster's pods live].
 
 use tg_gateway::{Service, Upstreams};
 use tg_users::ServiceClient;
@@ -22,7 +24,11 @@ pub struct Topology {
     pub client_id: String,
     pub client_secret: Option<String>,
     pub service_clients: Vec<ServiceClient>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
+
+/// Loopback and private networks: where the gateway and the web process call from in a cluster.
+const PRIVATE_NETWORKS: &str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
 
 impl Topology {
     pub fn from_env(targets: &Targets) -> anyhow::Result<Topology> {
@@ -41,7 +47,15 @@ impl Topology {
             Some(list) => parse_clients(&list)?,
             None => Vec::new(),
         };
+        let proxies = env("TRUSTED_PROXIES").unwrap_or_else(|| PRIVATE_NETWORKS.to_owned());
+        let trusted_proxies = proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|net| net.parse().map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {net:?} is not a network: {e}")))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Topology {
+            trusted_proxies,
             upstreams,
             databases,
             client_id: env("SERVICE_CLIENT_ID").unwrap_or_else(|| targets.client_id().to_owned()),
@@ -148,6 +162,16 @@ mod tests {
         assert!(t.check(&targets, &s).unwrap_err().to_string().contains("SANDBOX_WEBHOOK_SECRET"));
         s.sandbox_webhook_secret = Some("whsec_x".into());
         t.check(&targets, &s).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_private_networks_and_parse() {
+        let t = topology(&[]).unwrap();
+        assert!(t.trusted_proxies.iter().any(|n| n.contains(&"10.42.0.7".parse::<std::net::IpAddr>().unwrap())));
+        assert!(!t.trusted_proxies.iter().any(|n| n.contains(&"203.0.113.9".parse::<std::net::IpAddr>().unwrap())));
+        let t = topology(&[("TRUSTED_PROXIES", "10.1.0.0/16")]).unwrap();
+        assert_eq!(t.trusted_proxies.len(), 1);
+        assert!(topology(&[("TRUSTED_PROXIES", "not-a-net")]).is_err());
     }
 
     #[test]
