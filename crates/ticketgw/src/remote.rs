@@ -226,10 +226,15 @@ impl ServiceClient {
         self.call::<(), T>(Method::GET, path, None, caller, true).await
     }
 
-    /// A GET of a route that always answers (counts, lists): a 404 there means a wrong URL (the
-    /// gateway or another service answering), never "nothing", so it fails instead of reading as empty.
+    /// A GET of a route that always answers (counts, lists): see [`ServiceClient::answer`].
     async fn get_answer<T: DeserializeOwned>(&self, path: &str, caller: Caller<'_>) -> Result<T, CallError> {
-        self.get(path, caller).await?.ok_or_else(|| self.unavailable(format!("{path} answered 404: check its URL")))
+        self.answer(path, self.get(path, caller).await?)
+    }
+
+    /// The outcome of a route that always answers: a 404 there means a wrong URL (the gateway or
+    /// another service answering), never "nothing", so it fails instead of reading as empty.
+    fn answer<T>(&self, path: &str, outcome: Option<T>) -> Result<T, CallError> {
+        outcome.ok_or_else(|| self.unavailable(format!("{path} answered 404: check its URL")))
     }
 }
 
@@ -301,7 +306,7 @@ impl tg_events::ports::BookingsView for RemoteBookings {
         let body = SoldTotalsRequest { event_ids: event_ids.to_vec() };
         let path = "/internal/v1/events/sold-totals";
         let totals = self.0.call(Method::POST, path, Some(&body), Caller::Service, true).await?;
-        Ok(totals.ok_or_else(|| self.0.unavailable(format!("{path} answered 404: check its URL")))?)
+        Ok(self.0.answer(path, totals)?)
     }
     async fn attended(&self, event_id: &str, user_id: &str) -> anyhow::Result<Option<bool>> {
         let path = format!("/internal/v1/events/{}/attendance/{}", seg(event_id), seg(user_id));

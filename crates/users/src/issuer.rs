@@ -1,11 +1,7 @@
 //! The built-in token issuer: Ed25519-signed access tokens (EdDSA JWTs) with rotating keys,
 //! published as JWKS, and opaque refresh tokens stored as SHA-256 hashes.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::STANDARD as B64, engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -17,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use tg_platform::{auth::Role, clock::now_ms};
 use tokio::sync::RwLock;
 
-use crate::store::{KeyRow, Store};
+use crate::{
+    store::{KeyRow, Store},
+    token_cache::{digest, TokenCache},
+};
 
 /// Audience of access tokens minted by the built-in issuer.
 pub const AUDIENCE: &str = "ticketgw";
@@ -78,13 +77,9 @@ pub struct Issuer {
     keys: RwLock<Arc<KeySet>>,
     last_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
     rng: SystemRandom,
-    /// Tokens whose signature was checked, by SHA-256 of the token, until they expire: a client sends
-    /// the same token with every request, and an Ed25519 check costs more than the rest of a hold.
-    verified: Mutex<HashMap<[u8; 32], AccessClaims>>,
+    /// Tokens whose signature was checked, until they expire.
+    verified: TokenCache<AccessClaims>,
 }
-
-/// Most verified tokens remembered; beyond it the expired ones are dropped, or all if none has.
-const VERIFIED_CACHE_SIZE: usize = 100_000;
 
 impl Issuer {
     /// Load the current keys, creating the first one (or a fresh one when the newest is due for rotation).
@@ -168,21 +163,12 @@ impl Issuer {
 
     /// Verify a token of this issuer: signature by a published key, `iss`, `aud`, `exp`.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, String> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let digest: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
-        let now = now_ms() / 1000;
-        if let Some(claims) = self.verified.lock().expect("cache lock").get(&digest).filter(|c| c.exp > now) {
-            return Ok(claims.clone());
+        let digest = digest(token);
+        if let Some(claims) = self.verified.get(&digest) {
+            return Ok(claims);
         }
         let claims = self.verify_signed(token).await?;
-        let mut cache = self.verified.lock().expect("cache lock");
-        if cache.len() >= VERIFIED_CACHE_SIZE {
-            cache.retain(|_, c| c.exp > now);
-            if cache.len() >= VERIFIED_CACHE_SIZE {
-                cache.clear();
-            }
-        }
-        cache.insert(digest, claims.clone());
+        self.verified.insert(digest, claims.exp, claims.clone());
         Ok(claims)
     }
 

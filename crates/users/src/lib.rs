@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod recaptcha;
 pub mod remote;
 pub mod store;
+mod token_cache;
 
 use std::{sync::Arc, time::Duration};
 

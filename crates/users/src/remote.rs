@@ -7,7 +7,6 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -19,19 +18,17 @@ use tg_platform::{
 };
 use tokio::sync::RwLock;
 
-use crate::issuer::{decode_claims, AccessClaims};
+use crate::{
+    issuer::{decode_claims, AccessClaims},
+    token_cache::{digest, TokenCache},
+};
 
 /// Unknown key ids refetch the key set at most this often, so made-up ids cannot turn into load.
 const MIN_REFRESH: Duration = Duration::from_secs(10);
-/// Most verified tokens remembered (as in the issuer).
-const VERIFIED_CACHE_SIZE: usize = 100_000;
 /// How long the users service's answer about an external token is kept (never past the token's `exp`).
 const EXTERNAL_TTL: Duration = Duration::from_secs(60);
 /// The key set is fetched again this often, so keys the issuer retired stop verifying here too.
 const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
-
-/// When the users service answered about an external token, and what (the caller, or why not).
-type ExternalAnswer = (Instant, Result<Principal, String>);
 
 /// The token's `exp` (Unix seconds), read without checking anything.
 fn peek_exp(token: &str) -> Option<i64> {
@@ -47,10 +44,11 @@ pub struct RemoteVerifier {
     /// The external OpenID Connect issuer the users service accepts (`OIDC_ISSUER`), if any.
     external_issuer: Option<String>,
     http: reqwest::Client,
-    external: Mutex<HashMap<[u8; 32], ExternalAnswer>>,
+    /// The users service's answers about external tokens: the caller, or why not.
+    external: TokenCache<Result<Principal, String>>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    verified: Mutex<HashMap<[u8; 32], AccessClaims>>,
+    verified: TokenCache<AccessClaims>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +74,7 @@ impl RemoteVerifier {
             issuer: issuer.trim_end_matches('/').to_owned(),
             jwks_url: format!("{}/.well-known/jwks.json", users_url.trim_end_matches('/')),
             me_url: format!("{}/api/v1/me", users_url.trim_end_matches('/')),
-            external: Mutex::default(),
+            external: TokenCache::default(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("TLS backend initialises"),
             keys: RwLock::default(),
             last_fetch: Default::default(),
@@ -117,10 +115,8 @@ impl RemoteVerifier {
         if exp <= now_ms() / 1000 {
             return Err(AuthError::Invalid("expired".into()));
         }
-        if let Some((until, answer)) = self.external.lock().expect("cache lock").get(&digest) {
-            if Instant::now() < *until {
-                return answer.clone().map_err(AuthError::Invalid);
-            }
+        if let Some(answer) = self.external.get(&digest) {
+            return answer.map_err(AuthError::Invalid);
         }
         let unavailable = |e: reqwest::Error| AuthError::Unavailable(format!("users service: {e}"));
         let res = self.http.get(&self.me_url).bearer_auth(token).send().await.map_err(unavailable)?;
@@ -139,16 +135,8 @@ impl RemoteVerifier {
             s if s.is_client_error() => Err("token refused by the users service".to_owned()),
             s => return Err(AuthError::Unavailable(format!("users service answered {s}"))),
         };
-        let left = Duration::from_secs(u64::try_from(exp - now_ms() / 1000).unwrap_or(0));
-        let mut cache = self.external.lock().expect("cache lock");
-        if cache.len() >= VERIFIED_CACHE_SIZE {
-            let now = Instant::now();
-            cache.retain(|_, (until, _)| now < *until);
-            if cache.len() >= VERIFIED_CACHE_SIZE {
-                cache.clear();
-            }
-        }
-        cache.insert(digest, (Instant::now() + EXTERNAL_TTL.min(left), answer.clone()));
+        let until = exp.min(now_ms() / 1000 + EXTERNAL_TTL.as_secs() as i64);
+        self.external.insert(digest, until, answer.clone());
         answer.map_err(AuthError::Invalid)
     }
 
@@ -172,11 +160,9 @@ impl RemoteVerifier {
 #[async_trait::async_trait]
 impl TokenVerifier for RemoteVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let digest: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
-        let now = now_ms() / 1000;
-        if let Some(c) = self.verified.lock().expect("cache lock").get(&digest).filter(|c| c.exp > now) {
-            return Ok(c.clone().into());
+        let digest = digest(token);
+        if let Some(claims) = self.verified.get(&digest) {
+            return Ok(claims.into());
         }
         let iss = crate::peek_issuer(token).ok_or_else(|| AuthError::Invalid("malformed token".into()))?;
         if iss != self.issuer {
@@ -186,14 +172,7 @@ impl TokenVerifier for RemoteVerifier {
             return Err(AuthError::Invalid("unknown issuer".into()));
         }
         let claims = self.verify_signed(token).await?;
-        let mut cache = self.verified.lock().expect("cache lock");
-        if cache.len() >= VERIFIED_CACHE_SIZE {
-            cache.retain(|_, c| c.exp > now);
-            if cache.len() >= VERIFIED_CACHE_SIZE {
-                cache.clear();
-            }
-        }
-        cache.insert(digest, claims.clone());
+        self.verified.insert(digest, claims.exp, claims.clone());
         Ok(claims.into())
     }
 }
