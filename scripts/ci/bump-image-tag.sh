@@ -5,7 +5,8 @@
 #
 # Edits deploy/overlays/<env>/kustomization.yaml under $GITOPS_DIR (default: this repository): the
 # `images:` entry named $IMAGE_NAME (default ghcr.io/ticket-gateway/ticketgw) gets `newTag: "<tag>"`
-# (added if missing). The rest of the file (comments, order, other images) is kept byte for byte.
+# (added if missing), keeping a comment after it. The rest of the file (comments, order, other images)
+# is kept byte for byte.
 # Without kustomize's `edit` command: a line-based edit in python, refusing any shape it does not know.
 #   --commit   commit that one file ("deploy(<env>): ticketgw <tag>"); nothing when the tag is unchanged
 #   --push     commit, then push to $GITOPS_REMOTE (origin) $GITOPS_BRANCH (the current branch),
@@ -100,7 +101,9 @@ if "newTag" in keys:
     if old == tag:
         print(f"unchanged {old}")
         sys.exit(0)
-    lines[i] = f'{lead}newTag: "{tag}"{eol}'
+    # A comment after the value stays.
+    comment = re.search(r"(\s+#.*)$", lines[i].rstrip("\n"))
+    lines[i] = f'{lead}newTag: "{tag}"{comment.group(1) if comment else ""}{eol}'
 else:
     old = "(none)"
     i, lead, _ = keys["name"]

@@ -89,9 +89,9 @@ render_has() { # overlay dir, expected image
 cp "$g/deploy/overlays/dev/kustomization.yaml" "$work/dev.before"
 GITOPS_DIR=$g "$bump" dev 1.2.3-abc >"$work/out" 2>&1 || fail "bump dev: $(cat "$work/out")"
 diff "$work/dev.before" "$g/deploy/overlays/dev/kustomization.yaml" >"$work/diff" || true
-if [ "$(grep -c '^[<>]' "$work/diff")" -eq 2 ] && grep -q '^> *newTag: "1.2.3-abc"$' "$work/diff" &&
+if [ "$(grep -c '^[<>]' "$work/diff")" -eq 2 ] && grep -q '^> *newTag: "1.2.3-abc" # set by CI$' "$work/diff" &&
   grep -q '^< *newTag: "0.1.0" # set by CI$' "$work/diff"; then
-  ok "dev: one line changed ($(tail -1 "$work/out"))"
+  ok "dev: one line changed, its comment kept ($(tail -1 "$work/out"))"
 else
   fail "dev: unexpected diff: $(cat "$work/diff")"
 fi
