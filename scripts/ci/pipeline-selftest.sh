@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Runs every pipeline script that .ci/run does not already run as a stage of its own, the way the
+# Jenkinsfile calls it, so that the pipeline's steps are tested where Jenkins does not run:
+#   notify   scripts/ci/test-notify.sh (against the local Bot API stand-in)
+#   deploy   scripts/ci/test-bump-image-tag.sh (throwaway GitOps repositories, copies of deploy/overlays)
+#   push     scripts/ci/push.sh <tag> without REGISTRY: docker save, then `docker load` gives the image back
+#   scan     scripts/ci/scan.sh: the real scan must pass, and a lockfile with a known vulnerability
+#            must fail it with exit 3 and a report naming the advisory
+#   dast     scripts/ci/dast.sh against the release binary
+#
+#   scripts/ci/pipeline-selftest.sh [image-tag]
+#
+# image-tag: an image ticketgw:<tag> that scripts/ci/build-image.sh built (its release binary is then
+# target/release/ticketgw, built with cargo auditable); without it a tiny image stands in for the push
+# test, and scan.sh builds the binary itself. SELFTEST_SKIP="dast scan" skips steps (by name).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+tag=${1:-}
+work=$(mktemp -d)
+cleanup_images=()
+cleanup() {
+  for i in "${cleanup_images[@]}"; do docker image rm -f "$i" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+results=()
+passed=0
+failed=0
+step() { # name, command...
+  local name=$1
+  shift
+  case " ${SELFTEST_SKIP:-} " in *" $name "*) echo "== selftest: $name: skipped (SELFTEST_SKIP)"; results+=("$name: skipped"); return ;; esac
+  printf '\n== selftest: %s\n' "$name"
+  local started rc=0
+  started=$(date +%s)
+  "$@" || rc=$?
+  local took=$(($(date +%s) - started))
+  if [ "$rc" -eq 0 ]; then
+    passed=$((passed + 1))
+    results+=("$name: ok (${took} s)")
+  else
+    failed=$((failed + 1))
+    results+=("$name: FAILED, exit $rc (${took} s)")
+  fi
+}
+
+push_save_mode() {
+  local image=ticketgw push_tag=$tag
+  if [ -z "$push_tag" ]; then
+    # No image from build-image.sh: a tiny one, FROM scratch like the real one, stands in.
+    image=ticketgw-selftest
+    push_tag="selftest-$$"
+    mkdir -p "$work/ctx"
+    echo "stand-in" >"$work/ctx/file"
+    printf 'FROM scratch\nCOPY file /file\n' >"$work/ctx/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build --quiet -t "$image:$push_tag" "$work/ctx" >/dev/null 2>&1 ||
+      docker build --quiet -t "$image:$push_tag" "$work/ctx" >/dev/null
+    cleanup_images+=("$image:$push_tag")
+  fi
+  local id
+  id=$(docker image inspect --format '{{.Id}}' "$image:$push_tag")
+  (unset REGISTRY; IMAGE=$image ARTIFACT_DIR="$work/artifacts" scripts/ci/push.sh "$push_tag")
+  local tarball="$work/artifacts/$image-$push_tag.tar"
+  (cd "$work/artifacts" && sha256sum -c --quiet "$(basename "$tarball").sha256")
+  # The tarball gives the same image back under another name.
+  docker image rm "$image:$push_tag" >/dev/null
+  docker load --quiet --input "$tarball" >/dev/null
+  [ "$(docker image inspect --format '{{.Id}}' "$image:$push_tag")" = "$id" ] || { echo "push: docker load gave another image" >&2; return 1; }
+  echo "push: docker load of $(basename "$tarball") gives back $image:$push_tag ($id)"
+  # A tag that does not exist is refused.
+  if (unset REGISTRY; IMAGE=$image ARTIFACT_DIR="$work/artifacts" scripts/ci/push.sh "no-such-tag-$$") 2>/dev/null; then
+    echo "push: a missing image was not refused" >&2
+    return 1
+  fi
+  echo "push: a missing image is refused"
+}
+
+scan_finds_vulnerabilities() {
+  # smallvec 1.6.0 has RUSTSEC-2021-0003 (fixed in 1.6.1): the scan must fail with exit 3 and name it.
+  cat >"$work/Cargo.lock" <<'EOF'
+version = 3
+
+[[package]]
+name = "demo"
+version = "0.1.0"
+dependencies = ["smallvec"]
+
+[[package]]
+name = "smallvec"
+version = "1.6.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+EOF
+  : >"$work/no-ignores.txt"
+  local rc=0
+  SCAN_BINARY=0 SCAN_LOCKFILE="$work/Cargo.lock" SCAN_IGNORE_FILE="$work/no-ignores.txt" \
+    SCAN_REPORT="$work/scan-report.txt" scripts/ci/scan.sh >"$work/scan.out" 2>&1 || rc=$?
+  if [ "$rc" -eq 3 ] && grep -q "RUSTSEC-2021-0003 smallvec 1.6.0" "$work/scan-report.txt"; then
+    echo "scan: a vulnerable lockfile fails the scan (exit 3): $(head -1 "$work/scan-report.txt")"
+  else
+    tail -20 "$work/scan.out" >&2
+    echo "scan: a vulnerable lockfile gave exit $rc" >&2
+    return 1
+  fi
+  # An ignored advisory needs a reason.
+  echo "RUSTSEC-2021-0003 lockfile" >"$work/bad-ignores.txt"
+  rc=0
+  SCAN_BINARY=0 SCAN_LOCKFILE="$work/Cargo.lock" SCAN_IGNORE_FILE="$work/bad-ignores.txt" \
+    SCAN_REPORT="$work/scan-report.txt" scripts/ci/scan.sh >"$work/scan.out" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ] && grep -q "has no reason" "$work/scan.out"; then
+    echo "scan: an ignore without a reason is refused"
+  else
+    echo "scan: an ignore without a reason gave exit $rc" >&2
+    return 1
+  fi
+}
+
+step notify scripts/ci/test-notify.sh
+step deploy scripts/ci/test-bump-image-tag.sh
+step push push_save_mode
+step scan-detects scan_finds_vulnerabilities
+step scan scripts/ci/scan.sh "$repo/target/release/ticketgw"
+step dast scripts/ci/dast.sh "$repo/target/release/ticketgw"
+
+printf '\n== selftest: summary\n'
+printf '  %s\n' "${results[@]}"
+echo "pipeline-selftest: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
