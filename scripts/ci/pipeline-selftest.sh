@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every pipeline script that .ci/run does not already run as a stage of its own, the way the
 # Jenkinsfile calls it, so that the pipeline's steps are tested where Jenkins does not run:
+#   jenkinsfile  every stage calls scripts/ci scripts that exist, each run by .ci/run or here
 #   notify   scripts/ci/test-notify.sh (against the local Bot API stand-in)
 #   deploy   scripts/ci/test-bump-image-tag.sh (throwaway GitOps repositories, copies of deploy/overlays)
 #   push     scripts/ci/push.sh <tag> without REGISTRY: docker save, then `docker load` gives the image back
@@ -116,6 +117,38 @@ EOF
   fi
 }
 
+jenkinsfile_calls_scripts() {
+  # Every stage of the Jenkinsfile calls scripts/ci scripts that exist and are executable, and every
+  # script it calls is run by .ci/run: by this self-test or as a stage command of its own.
+  python3 - Jenkinsfile .ci/run "$0" scripts/ci/test-notify.sh scripts/ci/test-bump-image-tag.sh <<'PY'
+import os, re, sys
+jenkinsfile = open(sys.argv[1], encoding="utf-8").read()
+# What runs them: .ci/run, this self-test and the tests it runs (their commands, not their comments).
+runners = "".join(l for p in sys.argv[2:] for l in open(p, encoding="utf-8") if not l.lstrip().startswith("#"))
+stages = re.split(r"\n\s*stage\('", jenkinsfile.split("\n  post {")[0])[1:]
+problems, called = [], set()
+for block in stages:
+    name = block.split("'", 1)[0]
+    scripts = re.findall(r"scripts/ci/[\w.-]+\.sh", block)
+    if re.search(r"\bnotify\(", block):  # the Jenkinsfile's notify() runs notify-telegram.sh
+        scripts.append("scripts/ci/notify-telegram.sh")
+    if name != "Prepare" and not scripts:
+        problems.append(f"stage {name} calls no scripts/ci script")
+    called.update(scripts)
+    print(f"stage {name}: {', '.join(sorted(set(scripts))) or '(groovy only)'}")
+called.update(re.findall(r"scripts/ci/[\w.-]+\.sh", jenkinsfile))
+for script in sorted(called):
+    if not os.access(script, os.X_OK):
+        problems.append(f"{script} is missing or not executable")
+    elif script not in runners:
+        problems.append(f"{script} is called by the Jenkinsfile but run neither by .ci/run nor by this self-test")
+for p in problems:
+    print("problem:", p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+}
+
+step jenkinsfile jenkinsfile_calls_scripts
 step notify scripts/ci/test-notify.sh
 step deploy scripts/ci/test-bump-image-tag.sh
 step push push_save_mode
