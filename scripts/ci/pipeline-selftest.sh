@@ -5,8 +5,8 @@
 #   notify   scripts/ci/test-notify.sh (against the local Bot API stand-in)
 #   deploy   scripts/ci/test-bump-image-tag.sh (throwaway GitOps repositories, copies of deploy/overlays)
 #   push     scripts/ci/push.sh <tag> without REGISTRY: docker save, then `docker load` gives the image back
-#   scan     scripts/ci/scan.sh: the real scan must pass, and a lockfile with a known vulnerability
-#            must fail it with exit 3 and a report naming the advisory
+#   scan     scripts/ci/scan.sh: the real scan must pass, and a lockfile, then a binary built with
+#            cargo auditable, with a known vulnerability must fail it with exit 3 and a report naming it
 #   dast     scripts/ci/dast.sh against the release binary
 #
 #   scripts/ci/pipeline-selftest.sh [image-tag]
@@ -102,6 +102,23 @@ EOF
   else
     tail -20 "$work/scan.out" >&2
     echo "scan: a vulnerable lockfile gave exit $rc" >&2
+    return 1
+  fi
+  # The same in a binary: a tiny program built with cargo auditable around smallvec 1.6.0; the
+  # binary scan must find it although the lockfile scanned with it is clean.
+  mkdir -p "$work/vulnbin/src"
+  printf '[package]\nname = "vulnbin"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\nsmallvec = "=1.6.0"\n\n[workspace]\n' \
+    >"$work/vulnbin/Cargo.toml"
+  echo 'fn main() { println!("{}", smallvec::SmallVec::<[u8; 4]>::new().len()); }' >"$work/vulnbin/src/main.rs"
+  (cd "$work/vulnbin" && PATH="$HOME/.cargo/bin:$PATH" CARGO_TARGET_DIR="$work/vulnbin/target" cargo auditable build --quiet)
+  rc=0
+  SCAN_REPORT="$work/scan-report.txt" scripts/ci/scan.sh "$work/vulnbin/target/debug/vulnbin" >"$work/scan.out" 2>&1 || rc=$?
+  if [ "$rc" -eq 3 ] && grep -q "^vulnbin: RUSTSEC-2021-0003 smallvec 1.6.0" "$work/scan-report.txt" &&
+    ! grep -q "^Cargo.lock:" "$work/scan-report.txt"; then
+    echo "scan: a vulnerable crate compiled into a binary fails the scan (exit 3): $(head -1 "$work/scan-report.txt")"
+  else
+    tail -20 "$work/scan.out" >&2
+    echo "scan: a vulnerable binary gave exit $rc" >&2
     return 1
   fi
   # An ignored advisory needs a reason.

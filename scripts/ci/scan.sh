@@ -114,7 +114,7 @@ else
   has_audit_data "$binary" || { echo "scan: $binary has no .dep-v0 section after the build" >&2; exit 1; }
   started=$(date +%s)
   set +e
-  "${audit[@]}" bin "${bin_ignores[@]}" --json "$binary" >"$repo/target/ci/audit-bin.json" 2>"$repo/target/ci/audit-bin.err"
+  "${audit[@]}" "${bin_ignores[@]}" --json bin "$binary" >"$repo/target/ci/audit-bin.json" 2>"$repo/target/ci/audit-bin.err"
   rc=$?
   set -e
   if [ ! -s "$repo/target/ci/audit-bin.json" ]; then

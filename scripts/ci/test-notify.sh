@@ -98,7 +98,7 @@ no_token_in "$work/out5" "unreachable"
 
 # 6. Not configured: a notice, exit 0, no request.
 before=$(wc -l <"$work/messages.jsonl")
-if env -u TELEGRAM_BOT_TOKEN -u TELEGRAM_CHAT_ID TELEGRAM_API_URL=$api "$notify" success "x" >"$work/out6" 2>&1 &&
+if env -u TELEGRAM_BOT_TOKEN -u TELEGRAM_CHAT_ID TELEGRAM_API_URL="$api" "$notify" success "x" >"$work/out6" 2>&1 &&
   grep -q "not set" "$work/out6" && [ "$(wc -l <"$work/messages.jsonl")" -eq "$before" ]; then
   ok "without a token it sends nothing and says so"
 else
