@@ -1,6 +1,6 @@
 //! Forwarding one request to a service: hyper-util's pooled HTTP/1 client (the axum reverse-proxy
-//! pattern), hop-by-hop headers dropped both ways, bodies streamed, one deadline per call, and every
-//! failure answered as problem+json.
+//! pattern) over HTTP or HTTPS (trusting the internal CA), hop-by-hop headers dropped both ways,
+//! bodies streamed, one deadline per call, and every failure answered as problem+json.
 
 use std::{error::Error as StdError, time::Duration};
 
@@ -11,6 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
@@ -21,7 +22,7 @@ use crate::service::Service;
 
 /// A pooled HTTP client for the services, with a deadline per call.
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
 }
 
@@ -32,6 +33,12 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tg_platform::tls::client_config()).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         Proxy { client, timeout }
     }

@@ -100,15 +100,18 @@ impl Upstreams {
         Service::ALL.into_iter().map(|s| (s, self.base(s)))
     }
 
-    /// Refuse base URLs the proxy could not call (not `http://host[:port]`), naming the service, so a
+    /// Refuse base URLs the proxy could not call (not `http[s]://host[:port]`), naming the service, so a
     /// typo fails at start-up rather than as a 502 on every request.
     pub fn check(&self) -> Result<(), String> {
         for (service, base) in self.iter() {
             let uri: axum::http::Uri =
                 base.parse().map_err(|e| format!("the {service} upstream {base:?} is not a URL: {e}"))?;
             let path_ok = uri.path().is_empty() || uri.path() == "/";
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() || !path_ok || uri.query().is_some() {
-                return Err(format!("the {service} upstream {base:?} must look like http://host:port"));
+            let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+            if !scheme_ok || uri.authority().is_none() || !path_ok || uri.query().is_some() {
+                return Err(format!(
+                    "the {service} upstream {base:?} must look like http://host:port or https://host:port"
+                ));
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod problem;
 pub mod telemetry;
 pub mod testing;
+pub mod tls;
 pub mod validate;
 
 pub use problem::{ApiError, ApiResult};

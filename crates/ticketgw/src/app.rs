@@ -175,21 +175,26 @@ pub async fn build_with(
     Ok(app)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves.
+/// Serve `app` on `listener` over plain HTTP until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     app: &App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_router(listener, app.router.clone(), shutdown).await
+    serve_router(listener, app.router.clone(), None, shutdown).await
 }
 
-/// Serve `router` on `listener` (with the peer address, for per-IP limits) until `shutdown` resolves.
+/// Serve `router` on `listener` (with the peer address, for per-IP limits) until `shutdown`
+/// resolves: over HTTPS with the certificate `tls` keeps current, else plain HTTP.
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<tg_platform::tls::CertReloader>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Some(tls) = tls {
+        return tg_platform::tls::serve(listener, router, tls.server_config(), shutdown).await;
+    }
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     Ok(())

@@ -37,6 +37,16 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Ask this process's own server whether it is ready (`/readyz` on the listen port, over HTTPS when
+    /// it serves TLS): the container health check, since the image has no shell or curl. Exit code 1
+    /// when it is not.
+    Probe {
+        /// Path to ask.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Domain messages: list and replay dead letters.
     Messages {
         #[command(subcommand)]
@@ -110,26 +120,51 @@ pub fn main() -> ExitCode {
     }
 }
 
+async fn probe(s: &Settings, path: &str) -> anyhow::Result<()> {
+    let listen = s.listen();
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let scheme = if s.tls.serves_https() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{}{path}", listen.port());
+    // The certificate names the service, not the loopback address this asks: a local check trusts it.
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(4))
+        .build()?;
+    let status = client.get(&url).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    println!("{url}: {status}");
+    Ok(())
+}
+
 async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(s) => {
             let s = s.with_file()?;
             telemetry::init(s.json_logs());
             let targets = s.targets()?;
+            let tls = s.tls.apply()?;
+            let https = tls.is_some();
             let listener = TcpListener::bind(s.listen()).await?;
             let addr = listener.local_addr()?;
             if targets != Targets::All {
                 let process = distributed::build(&s, addr, &targets).await?;
-                tracing::info!(%addr, %targets, startup_ms = started.elapsed().as_millis() as u64, "listening");
-                app::serve_router(listener, process.router.clone(), shutdown_signal()).await?;
+                tracing::info!(%addr, %targets, https, startup_ms = started.elapsed().as_millis() as u64, "listening");
+                app::serve_router(listener, process.router.clone(), tls, shutdown_signal()).await?;
                 return Ok(());
             }
             let app = app::build(&s, addr).await?;
-            tracing::info!(%addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
-            app::serve(listener, &app, shutdown_signal()).await?;
+            tracing::info!(%addr, https, startup_ms = started.elapsed().as_millis() as u64, "listening");
+            app::serve_router(listener, app.router.clone(), tls, shutdown_signal()).await?;
             app.db.close().await;
             Ok(())
         }
+        Command::Probe { path, settings } => probe(&settings.with_file()?, &path).await,
         Command::Migrate(s) => {
             let s = s.with_file()?;
             telemetry::init(s.json_logs());

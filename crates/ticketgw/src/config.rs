@@ -166,6 +166,49 @@ pub struct Settings {
     /// Sender number of SMS notices.
     #[arg(long, env = "SMS_FROM")]
     pub sms_from: Option<String>,
+    /// HTTPS and the internal CA (TOML: a `[tls]` table).
+    #[command(flatten)]
+    pub tls: TlsSettings,
+}
+
+/// HTTPS for this process and the CA it trusts on calls to other services (paths to PEM files).
+#[derive(Args, Deserialize, Debug, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain to serve HTTPS with, instead of HTTP (needs TLS_KEY_FILE); re-read when it changes.
+    #[arg(long = "tls-cert-file", env = "TLS_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Private key of TLS_CERT_FILE (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "tls-key-file", env = "TLS_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// CA certificate(s) trusted on calls to other services, besides the public roots.
+    #[arg(long = "tls-ca-file", env = "TLS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds between checks of the certificate files for a rotation [default: 30].
+    #[arg(long = "tls-reload-secs", env = "TLS_RELOAD_SECS")]
+    pub reload_secs: Option<u64>,
+}
+
+impl TlsSettings {
+    pub fn serves_https(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    /// Trust the internal CA, and load the server certificate (watched for rotation) when HTTPS is
+    /// configured. Call once at start, before any HTTP client is built.
+    pub fn apply(&self) -> anyhow::Result<Option<std::sync::Arc<tg_platform::tls::CertReloader>>> {
+        if let Some(ca) = &self.ca_file {
+            tg_platform::tls::trust_internal_ca(ca)?;
+        }
+        let (cert, key) = match (&self.cert_file, &self.key_file) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            _ => anyhow::bail!("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither"),
+        };
+        let reloader = tg_platform::tls::CertReloader::load(tg_platform::tls::TlsFiles { cert, key })?;
+        reloader.watch(Duration::from_secs(self.reload_secs.unwrap_or(30).max(1)));
+        Ok(Some(reloader))
+    }
 }
 
 /// Fill every unset field of `$a` from `$b`.
@@ -230,9 +273,17 @@ impl Settings {
             sms_auth_token,
             sms_from
         );
+        let (mut tls, file_tls) = (self.tls, file.tls);
+        fill!(tls, file_tls, cert_file, key_file, ca_file, reload_secs);
+        self.tls = tls;
         Ok(self)
     }
 
+    /// `PUBLIC_URL`, or this process's own address (https when it serves TLS).
+    pub fn public_url(&self, listen: SocketAddr) -> String {
+        let scheme = if self.tls.serves_https() { "https" } else { "http" };
+        self.public_url.clone().unwrap_or_else(|| format!("{scheme}://{listen}"))
+    }
     pub fn listen(&self) -> SocketAddr {
         self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default"))
     }
@@ -271,7 +322,7 @@ impl Settings {
     /// The payments service's providers; `listen` as for [`Settings::users`].
     pub fn payments(&self, listen: SocketAddr) -> anyhow::Result<tg_payments::PaymentsConfig> {
         use tg_payments::providers::{khqr::KhqrConfig, stripe::StripeConfig};
-        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = self.public_url(listen);
         let demo = self.demo.unwrap_or(false);
         let demo_account = demo.then(|| "ticketgw_demo@devb".to_owned());
         anyhow::ensure!(
@@ -305,7 +356,7 @@ impl Settings {
     }
     pub fn notifications(&self, listen: SocketAddr) -> tg_notifications::NotificationsConfig {
         tg_notifications::NotificationsConfig {
-            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{listen}")),
+            public_url: self.public_url(listen),
             smtp_url: self.smtp_url.clone(),
             mail_from: self.mail_from.clone().unwrap_or_else(|| "Ticket Gateway <tickets@localhost>".into()),
             telegram_bot_token: self.telegram_bot_token.clone(),
@@ -337,7 +388,7 @@ impl Settings {
         let l = LoginLimits::default();
         let secs = Duration::from_secs;
         UsersConfig {
-            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{listen}")),
+            public_url: self.public_url(listen),
             access_token_ttl: self.access_token_ttl_secs.map(secs).unwrap_or(d.access_token_ttl),
             refresh_token_ttl: self.refresh_token_ttl_days.map(|n| secs(n * 86_400)).unwrap_or(d.refresh_token_ttl),
             key_rotation: self.signing_key_rotation_days.map(|n| secs(n * 86_400)).unwrap_or(d.key_rotation),

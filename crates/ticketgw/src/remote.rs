@@ -101,6 +101,7 @@ impl ServiceTokens {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .use_preconfigured_tls((*tg_platform::tls::client_config()).clone())
         .timeout(CALL_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()

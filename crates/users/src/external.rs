@@ -73,7 +73,12 @@ pub struct ExternalOidc {
 
 impl ExternalOidc {
     pub fn new(config: ExternalOidcConfig) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("HTTP client");
+        // The provider may be in the cluster (Keycloak), behind the internal CA.
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tg_platform::tls::client_config()).clone())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("HTTP client");
         ExternalOidc { config, http, cache: Mutex::new(Cache::default()) }
     }
 

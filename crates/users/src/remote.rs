@@ -75,7 +75,11 @@ impl RemoteVerifier {
             jwks_url: format!("{}/.well-known/jwks.json", users_url.trim_end_matches('/')),
             me_url: format!("{}/api/v1/me", users_url.trim_end_matches('/')),
             external: TokenCache::default(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("TLS backend initialises"),
+            http: reqwest::Client::builder()
+                .use_preconfigured_tls((*tg_platform::tls::client_config()).clone())
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("TLS backend initialises"),
             keys: RwLock::default(),
             last_fetch: Default::default(),
             verified: Default::default(),

@@ -19,4 +19,5 @@ mod outage;
 mod payments;
 mod platform;
 mod recaptcha;
+mod tls;
 mod web;

@@ -19,6 +19,7 @@ use tokio::process::{Child, Command};
 use crate::{
     bookings::{bookable_doc, items},
     messaging::{broker_reachable, AMQP_URL, BROKER},
+    tls::{client_trusting, TestCa},
 };
 
 const SANDBOX_SECRET: &str = "whsec_microservices_tests";
@@ -34,6 +35,8 @@ pub struct Cluster {
     pub databases: HashMap<&'static str, String>,
     /// `SERVICE_CLIENTS` of the users service.
     clients: String,
+    /// `https` when every process serves TLS.
+    scheme: &'static str,
 }
 
 impl Drop for Cluster {
@@ -113,7 +116,32 @@ impl Cluster {
         let logs = std::env::temp_dir().join(format!("tg-ms-{run}"));
         std::fs::create_dir_all(&logs).unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Some(Cluster { env, ports, children: HashMap::new(), logs, http, databases, clients: clients.join(",") })
+        let clients = clients.join(",");
+        Some(Cluster { env, ports, children: HashMap::new(), logs, http, databases, clients, scheme: "http" })
+    }
+
+    /// As [`Cluster::new`], every process serving HTTPS with a certificate of a CA made here, and
+    /// trusting that CA (`TLS_CA_FILE`) on its calls to the others.
+    pub async fn with_tls() -> Option<Cluster> {
+        let mut c = Cluster::new().await?;
+        let ca = TestCa::new(&c.logs.join("tls"), "internal-ca");
+        let pair = ca.issue("services");
+        for (key, value) in &mut c.env {
+            if key.ends_with("_URL") && value.starts_with("http://") {
+                *value = value.replacen("http://", "https://", 1);
+            }
+        }
+        c.env.push(("TLS_CERT_FILE".to_owned(), pair.cert.display().to_string()));
+        c.env.push(("TLS_KEY_FILE".to_owned(), pair.key.display().to_string()));
+        c.env.push(("TLS_CA_FILE".to_owned(), ca.cert().display().to_string()));
+        c.http = client_trusting(&ca);
+        c.scheme = "https";
+        Some(c)
+    }
+
+    /// Leave `var` out of the environment of every instance started from now on (a misconfigured one).
+    pub fn without_env(&mut self, var: &str) {
+        self.env.retain(|(key, _)| key != var);
     }
 
     fn command(&self, target: &str) -> Command {
@@ -145,7 +173,7 @@ impl Cluster {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("{name} exited at start ({status}): {}", self.log(name));
             }
-            let ready = self.http.get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+            let ready = self.http.get(self.url_of(name, "/healthz")).send().await;
             if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
                 break;
             }
@@ -193,7 +221,7 @@ impl Cluster {
     }
 
     pub fn url_of(&self, name: &str, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ports[name])
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.ports[name])
     }
 
     /// Through the gateway.
@@ -553,4 +581,53 @@ async fn killing_one_of_two_bookings_instances_mid_sale_oversells_nothing_and_lo
         .await
         .unwrap();
     assert_eq!(held, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_tls_every_process_verifies_the_internal_ca_on_its_calls() {
+    let _turn = BROKER.lock().await;
+    let Some(mut c) = Cluster::with_tls().await else { return };
+    c.start_all().await;
+    let admin = c.admin().await;
+    let (_organizer, event) = organizer_with_event(&c, &admin, 5).await;
+    let slug = c.json(Method::GET, &format!("/api/v1/events/{event}"), None, None, StatusCode::OK).await["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Hold (bookings asks events), pay (payments confirms through bookings), the notice
+    // (notifications asks users, events and bookings): every hop over HTTPS.
+    let buyer = c.register(&format!("buyer-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let res =
+        c.send(Method::POST, "/api/v1/bookings", Some(&buyer), Some("h1"), Some(&items(&slug, &[("vip", 1)]))).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let booking_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let pay = json!({"booking_id": booking_id, "provider": "sandbox"});
+    let res = c.send(Method::POST, "/api/v1/payments", Some(&buyer), Some("p1"), Some(&pay)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let payment_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.sandbox_pays(&payment_id, 10_000).await, StatusCode::OK);
+    c.until("the confirmation notice arrives", || {
+        let (c, buyer) = (&c, &buyer);
+        async move {
+            let mailbox = c.json(Method::GET, "/api/v1/me/messages", Some(buyer), None, StatusCode::OK).await;
+            mailbox["items"].as_array().unwrap().iter().any(|m| m["kind"] == "booking_confirmed")
+        }
+    })
+    .await;
+    let tickets = c.json(Method::GET, "/api/v1/me/tickets", Some(&buyer), None, StatusCode::OK).await;
+    assert_eq!(tickets["items"].as_array().unwrap().len(), 1);
+
+    // Plain HTTP is not served on a service's port.
+    let plain = c.url_of("bookings", "/healthz").replacen("https://", "http://", 1);
+    let answered = Client::new().get(plain).send().await.is_ok_and(|r| r.status() == StatusCode::OK);
+    assert!(!answered, "a TLS port must not answer plain HTTP");
+
+    // A gateway that does not trust the internal CA reaches no service: certificates are checked.
+    c.without_env("TLS_CA_FILE");
+    c.start("gateway-2", "gateway").await;
+    let res = c.http.get(c.url_of("gateway-2", "/api/v1/events")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let res = c.http.get(c.url_of("gateway-2", "/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
