@@ -65,7 +65,7 @@ st() { # name, extra args...
   echo "dast: $name: up to $max_time s, seed $seed"
   "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
     --checks not_a_server_error --max-time "$max_time" --max-examples "${DAST_MAX_EXAMPLES:-25}" \
-    --seed "$seed" --workers 2 --request-timeout 10 --no-shrink --warnings off \
+    --seed "$seed" --workers 1 --request-timeout 10 --no-shrink --warnings off \
     --report junit --report-junit-path "$out/$name.xml" "$@"
 }
 started=$(date +%s)

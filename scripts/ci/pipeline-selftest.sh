@@ -7,7 +7,7 @@
 #   push     scripts/ci/push.sh <tag> without REGISTRY: docker save, then `docker load` gives the image back
 #   scan     scripts/ci/scan.sh: the real scan must pass, and a lockfile, then a binary built with
 #            cargo auditable, with a known vulnerability must fail it with exit 3 and a report naming it
-#   dast     scripts/ci/dast.sh against the release binary
+#   dast     scripts/ci/dast.sh against a stand-in server with a 500 (must fail), then the release binary
 #
 #   scripts/ci/pipeline-selftest.sh [image-tag]
 #
@@ -165,12 +165,26 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+dast_finds_server_errors() {
+  # A stand-in server with one operation that answers 500: dast.sh must fail and name the check.
+  local rc=0
+  DAST_MAX_TIME=6 scripts/ci/dast.sh scripts/ci/testdata/server-with-a-5xx.py >"$work/dast.out" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] && grep -q "Server error" "$work/dast.out" && grep -q "\[500\]" "$work/dast.out"; then
+    echo "dast: a server answering 500 fails the DAST stage (exit $rc)"
+  else
+    tail -30 "$work/dast.out" >&2
+    echo "dast: a server answering 500 gave exit $rc" >&2
+    return 1
+  fi
+}
+
 step jenkinsfile jenkinsfile_calls_scripts
 step notify scripts/ci/test-notify.sh
 step deploy scripts/ci/test-bump-image-tag.sh
 step push push_save_mode
 step scan-detects scan_finds_vulnerabilities
 step scan scripts/ci/scan.sh "$repo/target/release/ticketgw"
+step dast-detects dast_finds_server_errors
 step dast scripts/ci/dast.sh "$repo/target/release/ticketgw"
 
 printf '\n== selftest: summary\n'
