@@ -8,7 +8,8 @@
 # (added if missing), keeping a comment after it. The rest of the file (comments, order, other images)
 # is kept byte for byte.
 # Without kustomize's `edit` command: a line-based edit in python, refusing any shape it does not know.
-#   --commit   commit that one file ("deploy(<env>): ticketgw <tag>"); nothing when the tag is unchanged
+#   --commit   commit that one file ("deploy(<env>): ticketgw <tag> [skip ci]": the pipeline builds
+#              nothing for it); nothing when the tag is unchanged
 #   --push     commit, then push to $GITOPS_REMOTE (origin) $GITOPS_BRANCH (the current branch),
 #              rebasing and retrying when someone pushed first
 # GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL (default "ticketgw CI" / ci@ticketgw.invalid) sign the commit.
@@ -126,7 +127,7 @@ esac
 git_() { git -C "$root" -c "user.name=${GIT_AUTHOR_NAME:-ticketgw CI}" -c "user.email=${GIT_AUTHOR_EMAIL:-ci@ticketgw.invalid}" "$@"; }
 if [ "$changed" -eq 1 ]; then
   git_ add -- "$rel"
-  git_ commit --quiet -m "deploy($env_name): ticketgw $tag" -- "$rel"
+  git_ commit --quiet -m "deploy($env_name): ticketgw $tag [skip ci]" -- "$rel"
   echo "bump-image-tag: committed $(git_ rev-parse --short HEAD)"
 fi
 [ "$push" -eq 1 ] || exit 0

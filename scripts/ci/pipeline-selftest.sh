@@ -149,10 +149,11 @@ for block in stages:
     scripts = re.findall(r"scripts/ci/[\w.-]+\.sh", block)
     if re.search(r"\bnotify\(", block):  # the Jenkinsfile's notify() runs notify-telegram.sh
         scripts.append("scripts/ci/notify-telegram.sh")
-    if name != "Prepare" and not scripts:
+    if name != "Prepare" and "stages {" not in block and not scripts:
         problems.append(f"stage {name} calls no scripts/ci script")
     called.update(scripts)
-    print(f"stage {name}: {', '.join(sorted(set(scripts))) or '(groovy only)'}")
+    nested = "stages {" in block
+    print(f"stage {name}: {', '.join(sorted(set(scripts))) or ('(its stages follow)' if nested else '(groovy only)')}")
 called.update(re.findall(r"scripts/ci/[\w.-]+\.sh", jenkinsfile))
 for script in sorted(called):
     if not os.access(script, os.X_OK):

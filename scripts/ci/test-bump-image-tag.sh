@@ -149,7 +149,7 @@ if GITOPS_DIR=$g GITOPS_BRANCH=main "$bump" --push dev 2.0.0 >"$work/out" 2>&1; 
   subject=$(git -C "$work/remote.git" log -1 --format=%s main)
   files=$(git -C "$work/remote.git" show --name-only --format= main)
   if grep -q 'newTag: "2.0.0"' <<<"$remote_file" && grep -q "unrelated change" <<<"$remote_base" &&
-    [ "$subject" = "deploy(dev): ticketgw 2.0.0" ] && [ "$files" = "deploy/overlays/dev/kustomization.yaml" ]; then
+    [ "$subject" = "deploy(dev): ticketgw 2.0.0 [skip ci]" ] && [ "$files" = "deploy/overlays/dev/kustomization.yaml" ]; then
     grep -q "push refused" "$work/out" && ok "--push: '$subject' on the remote, after rebasing on someone else's push, one file" || fail "--push: no rebase seen: $(cat "$work/out")"
   else
     fail "--push: remote has: $subject / $files"
