@@ -6,7 +6,8 @@
 #     RabbitMQ against deploy/crds, unknown fields rejected); a kind without a schema fails;
 #  4. policy tests (tests/deploy/policy.py), after a self-test showing each rule can fail;
 #  5. checkov, with deploy/checkov.yaml's justified skips;
-#  6. hadolint on the image's Dockerfile;
+#  6. the Prometheus queries of the rollout analyses parse (promtool);
+#  7. hadolint on the image's Dockerfile;
 # and that the validators themselves fail on the broken manifests in tests/deploy/broken.
 # Installs what it needs into tests/deploy/.venv and tests/deploy/node_modules (lock files there).
 set -euo pipefail
@@ -70,7 +71,11 @@ step "policies" "$PY" $T/policy.py "${rendered[@]}"
 # --skip-download: offline, no guideline lookups at Prisma Cloud.
 step "checkov" env BC_SKIP_MAPPING=TRUE $T/.venv/bin/checkov --skip-download --config-file deploy/checkov.yaml -d "$OUT" --skip-path broken
 
-# 6. The image's Dockerfile (deploy/image/.hadolint.yaml holds its justified exceptions).
+# 6. The analyses' PromQL parses (promtool; a broken query must not).
+step "analysis queries parse (promtool), self-test" "$PY" $T/check_promql.py --self-test
+step "analysis queries parse (promtool)" "$PY" $T/check_promql.py "${rendered[@]}"
+
+# 7. The image's Dockerfile (deploy/image/.hadolint.yaml holds its justified exceptions).
 step "hadolint deploy/image/Dockerfile" $T/.venv/bin/hadolint --config deploy/image/.hadolint.yaml deploy/image/Dockerfile
 
 echo "validate-manifests: $passed passed, $failed failed"

@@ -420,3 +420,32 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toml_file_fills_tls_settings_that_flags_and_environment_left_unset() {
+        let path = std::env::temp_dir().join(format!("tg-config-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n[tls]\ncert_file = \"/tls/tls.crt\"\nkey_file = \"/tls/tls.key\"\n")
+            .unwrap();
+        let flags = Settings {
+            config: Some(path.clone()),
+            tls: TlsSettings { key_file: Some("/elsewhere/key.pem".into()), ..TlsSettings::default() },
+            ..Settings::default()
+        };
+        let s = flags.with_file().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(s.tls.cert_file, Some(PathBuf::from("/tls/tls.crt")));
+        assert_eq!(s.tls.key_file, Some(PathBuf::from("/elsewhere/key.pem")), "a flag wins over the file");
+        assert!(s.tls.serves_https());
+        assert_eq!(s.public_url(s.listen()), "https://0.0.0.0:9000");
+
+        let unknown = std::env::temp_dir().join(format!("tg-config-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&unknown, "[tls]\ncert = \"/tls/tls.crt\"\n").unwrap();
+        let err = Settings { config: Some(unknown.clone()), ..Settings::default() }.with_file().unwrap_err();
+        std::fs::remove_file(&unknown).unwrap();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+}
