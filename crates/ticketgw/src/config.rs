@@ -428,8 +428,11 @@ mod tests {
     #[test]
     fn the_toml_file_fills_tls_settings_that_flags_and_environment_left_unset() {
         let path = std::env::temp_dir().join(format!("tg-config-{}.toml", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n[tls]\ncert_file = \"/tls/tls.crt\"\nkey_file = \"/tls/tls.key\"\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[tls]\ncert_file = \"/tls/tls.crt\"\nkey_file = \"/tls/tls.key\"\n",
+        )
+        .unwrap();
         let flags = Settings {
             config: Some(path.clone()),
             tls: TlsSettings { key_file: Some("/elsewhere/key.pem".into()), ..TlsSettings::default() },
