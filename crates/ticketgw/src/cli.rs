@@ -3,7 +3,7 @@
 use std::{process::ExitCode, time::Instant};
 
 use clap::{Parser, Subcommand};
-use tg_platform::{auth::Role, telemetry};
+use tg_platform::{auth::Role, db::Db, telemetry};
 use tokio::net::TcpListener;
 
 use crate::{app, config::Settings, distributed, targets::Targets};
@@ -86,9 +86,13 @@ enum UserCommand {
     Create {
         #[arg(long)]
         email: String,
-        /// Password (or set TICKETGW_USER_PASSWORD to keep it out of the shell history).
-        #[arg(long, env = "TICKETGW_USER_PASSWORD", hide_env_values = true)]
-        password: String,
+        /// Password (or set TICKETGW_USER_PASSWORD to keep it out of the shell history, or give
+        /// --password-stdin).
+        #[arg(long, env = "TICKETGW_USER_PASSWORD", hide_env_values = true, required_unless_present = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from standard input (`… | kubectl exec -i deploy/users -- /ticketgw user create …`).
+        #[arg(long, conflicts_with = "password")]
+        password_stdin: bool,
         #[arg(long)]
         display_name: String,
         /// Extra roles: organizer, admin (repeatable).
@@ -231,14 +235,29 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Command::User { command: UserCommand::Create { email, password, display_name, roles, settings } } => {
+        Command::User {
+            command: UserCommand::Create { email, password, password_stdin, display_name, roles, settings },
+        } => {
             let s = settings.with_file()?;
             telemetry::init(s.json_logs());
             let roles = roles
                 .iter()
                 .map(|r| r.parse::<Role>().map_err(|_| anyhow::anyhow!("unknown role {r:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let db = app::open_db(&s).await?;
+            let password = match password {
+                Some(password) => password,
+                None if password_stdin => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                None => anyhow::bail!("give --password, TICKETGW_USER_PASSWORD or --password-stdin"),
+            };
+            // The users service's own database: in a users pod of the microservices mode that is
+            // USERS_DATABASE_URL, so `kubectl exec deploy/users -- /ticketgw user create …` works.
+            let url = std::env::var("USERS_DATABASE_URL").ok().filter(|u| !u.is_empty()).or(s.database_url.clone());
+            let db = Db::connect(url.as_deref(), &s.data_dir(), 2).await?;
+            db.migrate(vec![tg_messaging::migrations(), tg_users::migrations()]).await?;
             let users =
                 tg_users::UsersService::start(db.clone(), tg_platform::bus::Bus::new(), s.users(s.listen())).await?;
             let user = users.create_user(&email, &password, &display_name, &roles).await?;

@@ -45,6 +45,31 @@ async fn migrate_user_create_and_demo() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
 
+    // In a users pod: the password on standard input, the database from USERS_DATABASE_URL (the
+    // data directory here is another, empty one).
+    let users_db = match (&settings.database_url, &settings.data_dir) {
+        (Some(url), _) => url.clone(),
+        (None, Some(dir)) => format!("sqlite:{}", dir.join("ticketgw.db").display()),
+        (None, None) => unreachable!("fresh settings name a database"),
+    };
+    let elsewhere = std::env::temp_dir().join(format!("tg-cli-{}", uuid::Uuid::new_v4().simple()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketgw"))
+        .args(["user", "create", "--email", "pod@example.com", "--password-stdin", "--display-name", "Pod"])
+        .env_remove("DATABASE_URL")
+        .env_remove("TICKETGW_USER_PASSWORD")
+        .env("TICKETGW_DATA_DIR", &elsewhere)
+        .env("USERS_DATABASE_URL", &users_db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"a password from stdin\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&elsewhere);
+
     let out = ticketgw(&["demo"], &settings);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("organizer@example.com"));
@@ -57,6 +82,7 @@ async fn migrate_user_create_and_demo() {
     let tokens = app.login("boss@example.com", "a long password").await;
     let me: serde_json::Value = app.get("/api/v1/me", tokens["access_token"].as_str()).await.json().await.unwrap();
     assert_eq!(me["roles"], serde_json::json!(["user", "admin"]));
+    app.login("pod@example.com", "a password from stdin").await;
     let org = app.login("organizer@example.com", "ticketgw-demo-organizer").await;
     let profile: serde_json::Value =
         app.get("/api/v1/me/organizer", org["access_token"].as_str()).await.json().await.unwrap();
