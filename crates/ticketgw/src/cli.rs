@@ -88,7 +88,12 @@ enum UserCommand {
         email: String,
         /// Password (or set TICKETGW_USER_PASSWORD to keep it out of the shell history, or give
         /// --password-stdin).
-        #[arg(long, env = "TICKETGW_USER_PASSWORD", hide_env_values = true, required_unless_present = "password_stdin")]
+        #[arg(
+            long,
+            env = "TICKETGW_USER_PASSWORD",
+            hide_env_values = true,
+            required_unless_present = "password_stdin"
+        )]
         password: Option<String>,
         /// Read the password from standard input (`… | kubectl exec -i deploy/users -- /ticketgw user create …`).
         #[arg(long, conflicts_with = "password")]
