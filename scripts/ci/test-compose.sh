@@ -50,11 +50,10 @@ for db in "${databases[@]}"; do
 done
 
 "${compose[@]}" up -d --quiet-pull 2>&1 | grep -v '^Creating' || true
-# The first admin: the CLI in a one-off container of the users service, on its database.
-"${compose[@]}" run --rm --no-deps \
-  -e DATABASE_URL="postgres://postgres@host.docker.internal:$pg_relay/tg_compose_users" \
-  -e TICKETGW_USER_PASSWORD="compose admin password" \
-  users user create --email admin@example.com --display-name Admin --role admin
+# The first admin: the CLI in a container of the users service (its USERS_DATABASE_URL), the
+# password on standard input, as deploy/README.md does it with kubectl exec.
+printf '%s' "compose admin password" | "${compose[@]}" run --rm --no-deps -T \
+  users user create --email admin@example.com --display-name Admin --role admin --password-stdin
 
 python3 tests/deploy/smoke_journey.py "http://127.0.0.1:$GATEWAY_PORT" \
   --sandbox-secret "$SANDBOX_WEBHOOK_SECRET" --admin "admin@example.com:compose admin password"
