@@ -18,7 +18,7 @@ secret() { head -c24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 export GATEWAY_PORT=$(free_port)
 export SANDBOX_WEBHOOK_SECRET=whsec_$(secret)
 for s in EVENTS BOOKINGS PAYMENTS NOTIFICATIONS; do export "${s}_CLIENT_SECRET=$(secret)"; done
-export AMQP_PREFIX=$project
+export AMQP_PREFIX=$project DB_PREFIX=$project
 databases=(users events bookings payments notifications admin)
 export PGOPTIONS="-c client_min_messages=warning"
 
@@ -38,15 +38,15 @@ cleanup() {
   fi
   "${compose[@]}" down --volumes --timeout 5 >/dev/null 2>&1 || true
   kill "${relays[@]}" 2>/dev/null || true
-  for db in "${databases[@]}"; do dropdb -h 127.0.0.1 -U postgres --if-exists "tg_compose_$db" || true; done
+  for db in "${databases[@]}"; do dropdb -h 127.0.0.1 -U postgres --if-exists "${project}_$db" || true; done
   rabbitmqctl -q list_queues name 2>/dev/null | grep "^$project" | xargs -r -n1 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
   exit $rc
 }
 trap cleanup EXIT
 
 for db in "${databases[@]}"; do
-  dropdb -h 127.0.0.1 -U postgres --if-exists "tg_compose_$db"
-  createdb -h 127.0.0.1 -U postgres "tg_compose_$db"
+  dropdb -h 127.0.0.1 -U postgres --if-exists "${project}_$db"
+  createdb -h 127.0.0.1 -U postgres "${project}_$db"
 done
 
 "${compose[@]}" up -d --quiet-pull 2>&1 | grep -v '^Creating' || true
