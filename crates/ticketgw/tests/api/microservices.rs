@@ -281,6 +281,12 @@ impl Cluster {
         self.login(email, "a long password").await
     }
 
+    /// The slug of event `id`, read through the gateway.
+    pub async fn slug(&self, id: &str) -> String {
+        let event = self.json(Method::GET, &format!("/api/v1/events/{id}"), None, None, StatusCode::OK).await;
+        event["slug"].as_str().expect("an event has a slug").to_owned()
+    }
+
     /// An admin account, made with the CLI on the users service's database.
     pub async fn admin(&self) -> String {
         let out = self
@@ -364,12 +370,10 @@ async fn the_whole_journey_runs_through_the_gateway_across_separate_processes() 
 
     // Organizer: apply, approved by the admin service, create and publish an event.
     let (organizer, event) = organizer_with_event(&c, &admin, 10).await;
-    let slug =
-        c.json(Method::GET, &format!("/api/v1/events/{event}"), None, None, StatusCode::OK).await["slug"].clone();
+    let slug = c.slug(&event).await;
 
     // Attendee: hold two VIP tickets (bookings fills its read model of the event from events).
     let buyer = c.register(&format!("buyer-{}@example.com", uuid::Uuid::new_v4().simple())).await;
-    let slug = slug.as_str().unwrap().to_owned();
     async fn hold(c: &Cluster, buyer: &str, slug: &str, key: &str, n: i64) -> reqwest::Response {
         let body = items(slug, &[("vip", n)]);
         c.send(Method::POST, "/api/v1/bookings", Some(buyer), Some(key), Some(&body)).await
@@ -526,10 +530,7 @@ async fn killing_one_of_two_bookings_instances_mid_sale_oversells_nothing_and_lo
     c.start_all().await;
     let admin = c.admin().await;
     let (_, event) = organizer_with_event(&c, &admin, 40).await;
-    let slug = c.json(Method::GET, &format!("/api/v1/events/{event}"), None, None, StatusCode::OK).await["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = c.slug(&event).await;
     let mut buyers = Vec::new();
     for i in 0..60 {
         buyers.push(c.register(&format!("sale-{i}-{}@example.com", uuid::Uuid::new_v4().simple())).await);
@@ -590,10 +591,7 @@ async fn over_tls_every_process_verifies_the_internal_ca_on_its_calls() {
     c.start_all().await;
     let admin = c.admin().await;
     let (_organizer, event) = organizer_with_event(&c, &admin, 5).await;
-    let slug = c.json(Method::GET, &format!("/api/v1/events/{event}"), None, None, StatusCode::OK).await["slug"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slug = c.slug(&event).await;
 
     // Hold (bookings asks events), pay (payments confirms through bookings), the notice
     // (notifications asks users, events and bookings): every hop over HTTPS.
