@@ -18,7 +18,7 @@ rootfs=$context/rootfs
 command -v cargo-auditable >/dev/null || cargo install --locked --quiet cargo-auditable
 command -v auditable2cdx >/dev/null || cargo install --locked --quiet auditable2cdx
 cargo auditable build --release --locked -p ticketgw
-binary=target/release/ticketgw
+binary=${CARGO_TARGET_DIR:-target}/release/ticketgw
 
 rm -rf "$rootfs"
 mkdir -p "$rootfs/tmp" "$rootfs/etc"

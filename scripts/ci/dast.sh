@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
-binary=${1:-$repo/target/release/ticketgw}
+binary=${1:-${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw}
 [ -x "$binary" ] || { echo "dast: no binary at $binary (scripts/ci/build-image.sh or scan.sh builds it)" >&2; exit 1; }
 out=$repo/target/ci/dast
 rm -rf "$out"

@@ -184,9 +184,9 @@ step notify scripts/ci/test-notify.sh
 step deploy scripts/ci/test-bump-image-tag.sh
 step push push_save_mode
 step scan-detects scan_finds_vulnerabilities
-step scan scripts/ci/scan.sh "$repo/target/release/ticketgw"
+step scan scripts/ci/scan.sh "${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw"
 step dast-detects dast_finds_server_errors
-step dast scripts/ci/dast.sh "$repo/target/release/ticketgw"
+step dast scripts/ci/dast.sh "${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw"
 
 printf '\n== selftest: summary\n'
 printf '  %s\n' "${results[@]}"

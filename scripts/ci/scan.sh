@@ -9,7 +9,8 @@
 #    embedded in the binary's .dep-v0 section, the SBOM the image carries). The binary is
 #    target/release/ticketgw unless named; it is (re)built with `cargo auditable build --release`
 #    when missing or without that section (SCAN_BUILD=0: fail instead).
-# The advisory database: $ADVISORY_DB, default ../shared/advisory-db beside this repository (a
+# The advisory database: $ADVISORY_DB, default ../shared/advisory-db beside this repository or beside
+# the repository it was cloned from (a
 # snapshot: its SNAPSHOT file names the commit and date); it is never fetched.
 # Advisories to let pass: scripts/ci/audit-ignore.txt, one id, its scope and its reason a line.
 # For the pipeline's self-test: SCAN_LOCKFILE (another Cargo.lock), SCAN_IGNORE_FILE (another list),
@@ -24,9 +25,18 @@ log() { printf '\n== scan: %s\n' "$*"; }
 
 CARGO_AUDIT_VERSION=0.22.2
 CARGO_AUDITABLE_VERSION=0.7.7
-db=${ADVISORY_DB:-$repo/../shared/advisory-db}
+# A clone of the main checkout (CI's) finds it beside its origin.
+origin=$(git -C "$repo" remote get-url origin 2>/dev/null || true)
+db=${ADVISORY_DB:-}
+if [ -z "$db" ]; then
+  for candidate in "$repo/../shared/advisory-db" "${origin:+$origin/../shared/advisory-db}"; do
+    [ -n "$candidate" ] && [ -d "$candidate/crates" ] && { db=$candidate; break; }
+  done
+  db=${db:-$repo/../shared/advisory-db}
+fi
 report=${SCAN_REPORT:-$repo/target/ci/scan-report.txt}
-binary=${1:-$repo/target/release/ticketgw}
+release_binary=${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw
+binary=${1:-$release_binary}
 mkdir -p "$(dirname "$report")" "$repo/target/ci"
 : >"$report"
 
@@ -107,7 +117,7 @@ else
       echo "scan: $binary is missing or was not built with cargo auditable" >&2
       exit 1
     fi
-    [ "$binary" = "$repo/target/release/ticketgw" ] || { echo "scan: $binary has no audit data" >&2; exit 1; }
+    [ "$binary" = "$release_binary" ] || { echo "scan: $binary has no audit data" >&2; exit 1; }
     log "building it with cargo auditable"
     cargo auditable build --release --locked -p ticketgw
   fi
