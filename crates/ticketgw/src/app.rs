@@ -175,15 +175,6 @@ pub async fn build_with(
     Ok(app)
 }
 
-/// Serve `app` on `listener` over plain HTTP until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    app: &App,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve_router(listener, app.router.clone(), None, shutdown).await
-}
-
 /// Serve `router` on `listener` (with the peer address, for per-IP limits) until `shutdown`
 /// resolves: over HTTPS with the certificate `tls` keeps current, else plain HTTP.
 pub async fn serve_router(
