@@ -23,10 +23,12 @@ import { AnalysisTemplate } from "@kubernetes-models/argo-rollouts/argoproj.io/v
 import { ExternalSecret } from "@kubernetes-models/external-secrets/external-secrets.io/v1/ExternalSecret";
 import { ClusterSecretStore } from "@kubernetes-models/external-secrets/external-secrets.io/v1/ClusterSecretStore";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { AlertmanagerConfig } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1/AlertmanagerConfig";
 
 const models = new Map(
   [Certificate, Issuer, ClusterIssuer, Application, AppProject, ApplicationSet, Rollout,
-    AnalysisTemplate, ExternalSecret, ClusterSecretStore, ServiceMonitor]
+    AnalysisTemplate, ExternalSecret, ClusterSecretStore, ServiceMonitor, PrometheusRule, AlertmanagerConfig]
     .map((m) => [`${m.apiVersion} ${m.kind}`, m]),
 );
 

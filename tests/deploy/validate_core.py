@@ -22,7 +22,8 @@ CUSTOM = {
     ("argoproj.io/v1alpha1", "ApplicationSet"),
     ("argoproj.io/v1alpha1", "Rollout"), ("argoproj.io/v1alpha1", "AnalysisTemplate"),
     ("external-secrets.io/v1", "ExternalSecret"), ("external-secrets.io/v1", "ClusterSecretStore"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
     ("postgresql.cnpg.io/v1", "Cluster"), ("postgresql.cnpg.io/v1", "ScheduledBackup"),
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
 }
