@@ -72,6 +72,7 @@ impl BookingsService {
             return Ok(stored);
         }
         let result = self.evaluate(event_id, scan, at).await?;
+        crate::metrics::METRICS.checkin(&result.result);
         let json = serde_json::to_string(&result).map_err(ApiError::internal)?;
         if !self.store.save_scan(&scan.nonce, event_id, result.ticket_id.as_deref(), &json).await? {
             // A concurrent retry of the same scan saved first; its answer is the answer.

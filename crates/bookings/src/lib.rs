@@ -8,13 +8,18 @@ pub mod api;
 pub mod checkin;
 pub mod hold;
 pub mod internal;
+mod metrics;
 pub mod model;
 pub mod ports;
 pub mod read_model;
 pub mod store;
 pub mod tickets;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use tg_events::{
     document::{parse_instant, sale_window, EventDocument},
@@ -69,6 +74,7 @@ pub struct BookingsService {
     batcher: Batcher,
     /// Bookable events by the key clients use, refreshed every second so edits apply promptly.
     snapshots: Mutex<HashMap<String, (std::time::Instant, Arc<Bookable>)>>,
+    on_sale: metrics::OnSale,
     _workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -101,6 +107,7 @@ impl BookingsService {
         users: Arc<dyn UserDirectory>,
         config: BookingsConfig,
     ) -> Arc<Self> {
+        LazyLock::force(&metrics::METRICS);
         let (batcher, workers) = Batcher::start(db.clone(), config.hold_ttl.as_millis() as i64, config.hold_shards);
         Arc::new(BookingsService {
             store: Store { db: db.clone() },
@@ -111,17 +118,25 @@ impl BookingsService {
             qr_codes: tickets::QrCache::default(),
             batcher,
             snapshots: Mutex::default(),
+            on_sale: metrics::OnSale::default(),
             _workers: workers,
         })
     }
 
     /// Expire due holds every second until the task is dropped. Safe to run in several instances.
+    /// Also refreshes the stock gauge of the events on sale every five seconds.
     pub async fn run_sweeper(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        for round in 0u64.. {
             tick.tick().await;
             if let Err(e) = self.expire_due().await {
                 tracing::warn!(error = %e, "expiring holds failed; retrying");
+            }
+            if round % 5 == 0 {
+                match self.store.stock(&self.on_sale.events()).await {
+                    Ok(stock) => self.on_sale.report(&stock),
+                    Err(e) => tracing::debug!(error = %e, "stock gauge not refreshed"),
+                }
             }
         }
     }
@@ -136,6 +151,7 @@ impl BookingsService {
             }
             for id in due {
                 if self.store.release(&id, store::Release::Expire, None).await?.is_some() {
+                    metrics::METRICS.booking("expired");
                     self.bus.committed();
                     n += 1;
                 }
@@ -256,10 +272,12 @@ impl BookingsService {
             event: snapshot,
             items: req.items.iter().map(|i| (i.ticket_type_id.clone(), i.quantity)).collect(),
             reply,
+            span: tracing::Span::current(),
         };
         self.batcher.submit(job).await.map_err(hold_error)?;
         match answer.await.map_err(|_| ApiError::internal("hold worker stopped"))? {
             Ok(HoldOutcome::Created(b)) => {
+                self.on_sale.saw_hold(&b.event_id);
                 self.bus.committed();
                 Ok((b, false))
             }
@@ -315,6 +333,8 @@ impl BookingsService {
         match outcome {
             store::ConfirmOutcome::Confirmed => {
                 tg_platform::failpoint::crash_point("bookings.confirm.committed");
+                metrics::METRICS.booking("confirmed");
+                metrics::METRICS.tickets_sold.inc_by(tickets.len() as u64);
                 self.bus.committed()
             }
             store::ConfirmOutcome::AlreadyConfirmed => {
@@ -356,6 +376,7 @@ impl BookingsService {
             "pending_payment" => {
                 match self.store.release(booking_id, store::Release::CancelHold, Some(&p.user_id)).await? {
                     Some(after) => {
+                        metrics::METRICS.booking("cancelled");
                         self.bus.committed();
                         Ok(after)
                     }
@@ -400,6 +421,7 @@ impl BookingsService {
         };
         match self.store.cancel_tickets(booking_id, &tickets, Some(&p.user_id)).await? {
             Ok(cents) => {
+                metrics::METRICS.tickets_refunded.inc_by(tickets.len() as u64);
                 self.bus.committed();
                 Ok((self.booking_view(booking_id).await?, cents))
             }

@@ -535,6 +535,20 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// (event, capacity, sold, held) of `event_ids`, for the stock gauge.
+    pub async fn stock(&self, event_ids: &[String]) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ph: Vec<String> = (1..=event_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT event_id, capacity, sold, held FROM bookings_event_totals WHERE event_id IN ({})",
+            ph.join(", ")
+        );
+        let args: Vec<Arg> = event_ids.iter().map(|e| Arg::Text(e.clone())).collect();
+        with_db!(&self.db, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)
+    }
+
     pub async fn has_ticket(&self, event_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
         let n: i64 = with_db!(&self.db, pool => sqlx::query_scalar(
             "SELECT COUNT(*) FROM bookings_tickets WHERE event_id = $1 AND user_id = $2 AND status = 'valid'")

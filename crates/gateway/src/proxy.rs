@@ -3,6 +3,7 @@
 //! bodies streamed, one deadline per call, and every failure answered as problem+json.
 
 use std::{error::Error as StdError, time::Duration};
+use tracing::Instrument;
 
 use axum::{
     body::{Body, Bytes},
@@ -72,8 +73,11 @@ impl Proxy {
         // The client speaks HTTP/1.1 to the services whatever the caller spoke to us.
         *req.version_mut() = Version::HTTP_11;
         strip_hop_by_hop(req.headers_mut());
+        let span = tracing::info_span!("upstream", service = name, otel.kind = "client");
+        // The service's request continues this trace (a client's own traceparent is replaced).
+        span.in_scope(|| tg_platform::traces::inject_into_headers(req.headers_mut()));
 
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.client.request(req).instrument(span)).await {
             Ok(Ok(mut res)) => {
                 strip_hop_by_hop(res.headers_mut());
                 res.map(Body::new)

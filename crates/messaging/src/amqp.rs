@@ -7,6 +7,7 @@
 //! empties into `messaging_dead_letters` (see [`crate::dead_letters`]).
 
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use anyhow::Context;
 use futures_lite::stream::StreamExt;
@@ -127,11 +128,18 @@ pub async fn dead_letter_count(ch: &Channel, names: &Names) -> anyhow::Result<u3
 }
 
 fn properties(e: &DomainEvent) -> BasicProperties {
-    BasicProperties::default()
+    let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(short("application/json"))
-        .with_message_id(short(&e.id))
+        .with_message_id(short(&e.id));
+    match &e.trace_parent {
+        Some(tp) => with_headers(&properties, &[(TRACEPARENT_HEADER, AMQPValue::LongString(tp.as_str().into()))]),
+        None => properties,
+    }
 }
+
+/// The W3C trace context of the change a message tells of (OpenTelemetry's AMQP convention).
+const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// Publish on a channel in confirm mode and wait for the broker's confirm.
 async fn publish_confirmed(
@@ -278,11 +286,12 @@ enum Handled {
 }
 
 async fn handle_delivery(consumer: &dyn Consumer, delivery: &Delivery) -> Handled {
-    let message = match serde_json::from_slice::<DomainEvent>(&delivery.data) {
+    let mut message = match serde_json::from_slice::<DomainEvent>(&delivery.data) {
         Ok(m) => m,
         Err(e) => return Handled::Poison(Poison(format!("not a domain event: {e}")).into()),
     };
-    match consumer.handle(&message).await {
+    message.trace_parent = header_text(&delivery.properties, TRACEPARENT_HEADER);
+    match consumer.handle(&message).instrument(crate::consume_span(consumer.name(), &message)).await {
         Ok(()) => Handled::Done,
         Err(e) if is_poison(&e) => Handled::Poison(e),
         Err(e) => Handled::Retry(e),

@@ -28,16 +28,19 @@ impl OutboxWrite for PgConnection {
         }
         // One fixed statement over arrays whatever the number of events (planned once).
         let col = |f: fn(&DomainEvent) -> String| events.iter().map(f).collect::<Vec<String>>();
+        let trace_parents: Vec<Option<String>> = events.iter().map(|e| e.trace_parent.clone()).collect();
         sqlx::query(
-            "INSERT INTO messaging_outbox (id, routing_key, occurred_at, payload, created_at)
-             SELECT id, k, o, p, $1 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
-                AS t(id, k, o, p, n) ORDER BY n",
+            "INSERT INTO messaging_outbox (id, routing_key, occurred_at, payload, trace_parent, created_at)
+             SELECT id, k, o, p, tp, $1
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+                AS t(id, k, o, p, tp, n) ORDER BY n",
         )
         .bind(now_ms())
         .bind(col(|e| e.id.clone()))
         .bind(col(|e| e.routing_key.clone()))
         .bind(col(|e| e.occurred_at.clone()))
         .bind(col(|e| e.payload.to_string()))
+        .bind(trace_parents)
         .execute(self)
         .await?;
         Ok(())
@@ -51,16 +54,22 @@ impl OutboxWrite for PgConnection {
 
 impl OutboxWrite for SqliteConnection {
     async fn enqueue(&mut self, events: &[DomainEvent]) -> sqlx::Result<()> {
-        // SQLite allows 32766 parameters per statement: 5 per row, so chunks of 1000 rows.
+        // SQLite allows 32766 parameters per statement: 6 per row, so chunks of 1000 rows.
         let now = now_ms();
         for chunk in events.chunks(1000) {
             let sql = format!(
-                "INSERT INTO messaging_outbox (id, routing_key, occurred_at, payload, created_at) VALUES {}",
-                placeholders(chunk.len(), 5, 1)
+                "INSERT INTO messaging_outbox (id, routing_key, occurred_at, payload, trace_parent, created_at) VALUES {}",
+                placeholders(chunk.len(), 6, 1)
             );
             let mut q = sqlx::query(&sql);
             for e in chunk {
-                q = q.bind(&e.id).bind(&e.routing_key).bind(&e.occurred_at).bind(e.payload.to_string()).bind(now);
+                q = q
+                    .bind(&e.id)
+                    .bind(&e.routing_key)
+                    .bind(&e.occurred_at)
+                    .bind(e.payload.to_string())
+                    .bind(&e.trace_parent)
+                    .bind(now);
             }
             q.execute(&mut *self).await?;
         }

@@ -10,6 +10,7 @@
 //! goes to the consumers of the instance whose relay claimed it.
 
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tg_platform::{
@@ -208,6 +209,7 @@ struct OutboxRow {
     routing_key: String,
     occurred_at: String,
     payload: String,
+    trace_parent: Option<String>,
 }
 
 impl Relay {
@@ -258,10 +260,12 @@ impl Relay {
                 // Written by `enqueue` from a JSON value; an unreadable one is kept as a string, not dropped.
                 payload: serde_json::from_str(&r.payload)
                     .unwrap_or_else(|_| serde_json::Value::String(r.payload.clone())),
+                trace_parent: r.trace_parent.clone(),
             })
             .collect();
         let (db, id) = (self.db.clone(), self.id.clone());
-        if let Err(e) = holding_claim(&db, &id, self.deliver(&messages)).await {
+        let span = tracing::info_span!("relay", messages = messages.len());
+        if let Err(e) = holding_claim(&db, &id, self.deliver(&messages)).instrument(span).await {
             // Let other relays (and the next attempt of this one) take the rows at once.
             if let Err(release) = release_claim(&db, &id).await {
                 tracing::debug!(error = %release, "outbox claim not released; it runs out");
@@ -304,7 +308,7 @@ impl Relay {
         let sql = format!(
             "UPDATE messaging_outbox SET claimed_by = $1, claimed_until = $2
              WHERE seq IN (SELECT seq FROM messaging_outbox WHERE {FREE} ORDER BY seq LIMIT $4{lock}) AND {FREE}
-             RETURNING seq, id, routing_key, occurred_at, payload"
+             RETURNING seq, id, routing_key, occurred_at, payload, trace_parent"
         );
         let now = now_ms();
         let mut rows: Vec<OutboxRow> = with_db!(&self.db, pool => sqlx::query_as(&sql)
@@ -362,7 +366,7 @@ impl Relay {
             if !c.bindings().iter().any(|p| topic_matches(p, &message.routing_key)) {
                 continue;
             }
-            if let Err(error) = c.handle(message).await {
+            if let Err(error) = c.handle(message).instrument(crate::consume_span(c.name(), message)).await {
                 self.failed(c.name(), message, 1, &error).await?;
             }
         }
@@ -418,7 +422,7 @@ impl Relay {
                 None => {
                     // A consumer of another process (none in process mode): its row waits.
                     let Some(c) = self.consumers.iter().find(|c| c.name() == row.consumer).cloned() else { continue };
-                    match c.handle(&message).await {
+                    match c.handle(&message).instrument(crate::consume_span(c.name(), &message)).await {
                         Ok(()) => retries::done(&self.db, &row.consumer, &row.message_id).await?,
                         Err(error) => self.failed(c.name(), &message, attempts + 1, &error).await?,
                     }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod channels;
+mod metrics;
 pub mod store;
 pub mod templates;
 
@@ -105,6 +106,7 @@ impl NotificationsService {
             from,
             http,
         });
+        std::sync::LazyLock::force(&metrics::METRICS);
         Ok(Arc::new(NotificationsService {
             store: Store { db },
             directory,
@@ -210,6 +212,8 @@ impl NotificationsService {
                 tracing::warn!(delivery = %d.id, channel = %d.channel, attempt = d.attempts + 1, error = %e.message, "notice not delivered");
             }
             let error = result.as_ref().err().map(|e| (e.message.as_str(), e.retry));
+            let status = store::status_after(d.attempts + 1, error.map(|(_, retry)| retry));
+            metrics::METRICS.attempt(&d.channel, status);
             if !self.store.attempted(&d, error, backoff, claimed_until).await? {
                 tracing::warn!(delivery = %d.id, "claim on the delivery lost while sending; another dispatcher has it");
             }

@@ -48,6 +48,16 @@ pub struct Delivery {
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
+/// A delivery's status after its `attempts`th attempt, which failed (`Some(retry)`) or not (`None`):
+/// `sent`, `pending` (tried again later) or `failed`.
+pub fn status_after(attempts: i64, failed: Option<bool>) -> &'static str {
+    match failed {
+        None => "sent",
+        Some(true) if attempts < MAX_ATTEMPTS => "pending",
+        Some(_) => "failed",
+    }
+}
+
 impl Store {
     /// Store the notices of one domain message, once: false when `message_id` was handled before.
     pub async fn record(&self, consumer: &str, message_id: &str, notices: &[NewNotice]) -> Result<bool, sqlx::Error> {
@@ -148,11 +158,8 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let attempts = d.attempts + 1;
-        let (status, last_error) = match error {
-            None => ("sent", None),
-            Some((e, retry)) if retry && attempts < MAX_ATTEMPTS => ("pending", Some(e)),
-            Some((e, _)) => ("failed", Some(e)),
-        };
+        let status = status_after(attempts, error.map(|(_, retry)| retry));
+        let last_error = error.map(|(e, _)| e);
         let n = with_db!(&self.db, pool => sqlx::query(
             "UPDATE notifications_deliveries SET status = $2, attempts = $3, last_error = $4, next_attempt_at = $5, updated_at = $6
              WHERE id = $1 AND status = 'pending' AND next_attempt_at = $7")

@@ -16,6 +16,7 @@
 //! pending payments are asked of their provider, unsettled successes are settled.
 
 pub mod api;
+mod metrics;
 pub mod ports;
 pub mod providers;
 pub mod store;
@@ -38,6 +39,7 @@ use tg_platform::{
 use utoipa::ToSchema;
 
 use crate::{
+    metrics::METRICS,
     ports::{Bookings, ConfirmFailure},
     providers::{Outcome, PaymentIntent, PaymentRef, Provider, ProviderError, WebhookError},
     store::{Applied, PaymentRow, Store},
@@ -133,6 +135,9 @@ impl PaymentsService {
             providers.insert("stripe", Arc::new(providers::stripe::Stripe { config, http }));
         }
         let reconcile_after = config.reconcile_after;
+        let mut names: Vec<&str> = providers.keys().copied().collect();
+        names.sort();
+        METRICS.describe(&names);
         Arc::new(PaymentsService { store: Store { db }, bus, bookings, providers, sandbox, reconcile_after })
     }
 
@@ -239,6 +244,7 @@ impl PaymentsService {
             Ok(s) => s,
             Err(e) => {
                 self.store.fail(&row, "failed").await?;
+                METRICS.payment(&row.provider, "failed");
                 self.bus.committed();
                 return Err(provider_error(e));
             }
@@ -308,6 +314,7 @@ impl PaymentsService {
         let event = match provider.webhook(headers, body, now_ms() / 1000) {
             Ok(e) => e,
             Err(e) => {
+                METRICS.webhook(provider_name, false);
                 self.store.record_webhook(provider_name, None, false, "rejected", &raw).await?;
                 return Err(match e {
                     WebhookError::BadSignature | WebhookError::Stale => {
@@ -317,6 +324,7 @@ impl PaymentsService {
                 });
             }
         };
+        METRICS.webhook(provider_name, true);
         let first = self
             .store
             .record_webhook(provider_name, Some(&event.event_id), true, outcome_name(&event.outcome), &raw)
@@ -354,7 +362,10 @@ impl PaymentsService {
                     return Ok("amount_mismatch");
                 }
                 match self.store.succeed(payment, reference.as_deref()).await? {
-                    Applied::Succeeded => "succeeded",
+                    Applied::Succeeded => {
+                        METRICS.payment(&payment.provider, "succeeded");
+                        "succeeded"
+                    }
                     Applied::AlreadyDone => "unchanged",
                     Applied::Duplicate(refund_id) => {
                         self.execute_refund(&refund_id).await;
@@ -365,6 +376,7 @@ impl PaymentsService {
             Outcome::Failed | Outcome::Abandoned => {
                 let status = if outcome == Outcome::Failed { "failed" } else { "abandoned" };
                 if self.store.fail(payment, status).await? {
+                    METRICS.payment(&payment.provider, status);
                     status
                 } else {
                     "unchanged"
@@ -405,12 +417,19 @@ impl PaymentsService {
                 self.providers.get(payment.provider.as_str()).ok_or_else(|| anyhow::anyhow!("provider gone"))?;
             let reference = payment.charge_ref.clone().unwrap_or_default();
             match provider.refund(&refund.id, &reference, refund.amount_cents, &payment.currency).await {
-                Ok(provider_ref) => self.store.refund_done(&refund, &payment, "succeeded", Some(&provider_ref)).await?,
+                Ok(provider_ref) => {
+                    METRICS.refund(&payment.provider, "succeeded");
+                    self.store.refund_done(&refund, &payment, "succeeded", Some(&provider_ref)).await?
+                }
                 Err(ProviderError::Refused(why)) => {
                     tracing::warn!(refund_id, %why, "refund needs an operator");
+                    METRICS.refund(&payment.provider, "manual");
                     self.store.refund_done(&refund, &payment, "manual", None).await?
                 }
-                Err(e @ ProviderError::Unavailable(_)) => anyhow::bail!(e),
+                Err(e @ ProviderError::Unavailable(_)) => {
+                    METRICS.refund(&payment.provider, "retried");
+                    anyhow::bail!(e)
+                }
             }
             self.bus.committed();
             Ok(())

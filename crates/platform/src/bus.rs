@@ -20,6 +20,10 @@ pub struct DomainEvent {
     /// RFC 3339 instant of the change.
     pub occurred_at: String,
     pub payload: serde_json::Value,
+    /// The W3C `traceparent` of the change that caused the message (when traces are on). Transport
+    /// metadata, not part of the message: it travels in the outbox row and the AMQP headers.
+    #[serde(skip)]
+    pub trace_parent: Option<String>,
 }
 
 impl DomainEvent {
@@ -29,6 +33,7 @@ impl DomainEvent {
             routing_key: routing_key.to_owned(),
             occurred_at: crate::clock::rfc3339(crate::clock::now_ms()),
             payload,
+            trace_parent: crate::traces::current_traceparent(),
         }
     }
 }

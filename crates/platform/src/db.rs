@@ -197,6 +197,11 @@ impl Db {
         with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 
+    /// The pool's (open connections, idle connections, limit).
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
+        with_db!(self, pool => (pool.size(), pool.num_idle(), pool.options().get_max_connections()))
+    }
+
     pub async fn close(&self) {
         with_db!(self, pool => pool.close().await)
     }

@@ -106,7 +106,9 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
                 .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                    let span = tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id, otel.kind = "server");
+                    crate::traces::continue_from_headers(&span, req.headers());
+                    span
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30))),
@@ -155,6 +157,7 @@ async fn readyz(State(p): State<Probes>) -> Response {
         };
         checks.insert(c.name().to_string(), value.into());
     }
+    p.metrics.set_ready(ok);
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Readiness { status: if ok { "ready" } else { "not_ready" }, checks })).into_response()
 }

@@ -13,6 +13,7 @@ pub mod problem;
 pub mod telemetry;
 pub mod testing;
 pub mod tls;
+pub mod traces;
 pub mod validate;
 
 pub use problem::{ApiError, ApiResult};

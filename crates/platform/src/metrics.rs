@@ -1,19 +1,35 @@
-//! Prometheus metrics: request count and latency per route template and status.
+//! Prometheus metrics. `deploy/monitoring/METRICS.md` lists every family and its labels.
+//!
+//! Two registries make up `/metrics`: the process's own ([`Metrics`]: HTTP, readiness, build,
+//! resources, messaging), and the process-wide default registry, where each service registers
+//! its business families ([`register`]) the first time it is built. A service's families are
+//! therefore exposed only by the processes that run it.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
     middleware::Next,
     response::Response,
 };
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    core::{Collector, Desc},
+    proto::MetricFamily,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::db::Db;
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    ready: IntGauge,
+    pools: Arc<PoolCollector>,
 }
 
 impl Default for Metrics {
@@ -36,9 +52,33 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("valid metric");
+        let ready = IntGauge::new("ticketgw_ready", "1 when the last /readyz answered ready, else 0").expect("valid");
+        let pools = Arc::new(PoolCollector::new());
         registry.register(Box::new(requests.clone())).expect("unique metric");
         registry.register(Box::new(latency.clone())).expect("unique metric");
-        Metrics { registry, requests, latency }
+        registry.register(Box::new(ready.clone())).expect("unique metric");
+        registry.register(Box::new(RuntimeCollector::new())).expect("unique metric");
+        registry.register(Box::new(SharedCollector(pools.clone()))).expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("unique");
+        Metrics { registry, requests, latency, ready, pools }
+    }
+
+    /// Says what this process runs: `ticketgw_build_info{version, targets} 1`.
+    pub fn with_build_info(self, targets: &str) -> Self {
+        let info = IntGaugeVec::new(
+            Opts::new("ticketgw_build_info", "The version and targets this process runs"),
+            &["version", "targets"],
+        )
+        .expect("valid metric");
+        info.with_label_values(&[env!("CARGO_PKG_VERSION"), targets]).set(1);
+        let _ = self.registry.register(Box::new(info));
+        self
+    }
+
+    /// Report the connections of `db`'s pool, labelled `database="<name>"`.
+    pub fn watch_pool(&self, name: &str, db: &Db) {
+        self.pools.pools.lock().unwrap_or_else(|e| e.into_inner()).push((name.to_owned(), db.clone()));
     }
 
     /// Registry for services that add metrics of their own.
@@ -46,11 +86,101 @@ impl Metrics {
         &self.registry
     }
 
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.set(ready.into());
+    }
+
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        families.extend(prometheus::default_registry().gather());
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Register a service's metric family in the process-wide registry that `/metrics` reports.
+/// Families are built once per process (in a `LazyLock`), so a second registration cannot happen.
+pub fn register<M: Collector + Clone + 'static>(metric: M) -> M {
+    if let Err(e) = prometheus::default_registry().register(Box::new(metric.clone())) {
+        tracing::warn!(error = %e, "metric family not registered");
+    }
+    metric
+}
+
+/// The Tokio runtime's figures, read at each scrape.
+struct RuntimeCollector {
+    tasks: IntGauge,
+    workers: IntGauge,
+}
+
+impl RuntimeCollector {
+    fn new() -> Self {
+        RuntimeCollector {
+            tasks: IntGauge::new("ticketgw_tokio_tasks_alive", "Tokio tasks alive").expect("valid"),
+            workers: IntGauge::new("ticketgw_tokio_workers", "Tokio worker threads").expect("valid"),
+        }
+    }
+}
+
+impl Collector for RuntimeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        [self.tasks.desc(), self.workers.desc()].concat()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let m = handle.metrics();
+            self.tasks.set(m.num_alive_tasks() as i64);
+            self.workers.set(m.num_workers() as i64);
+        }
+        [self.tasks.collect(), self.workers.collect()].concat()
+    }
+}
+
+/// Connection pools' use, read at each scrape.
+struct PoolCollector {
+    pools: Mutex<Vec<(String, Db)>>,
+    connections: IntGaugeVec,
+    max: IntGaugeVec,
+}
+
+impl PoolCollector {
+    fn new() -> Self {
+        PoolCollector {
+            pools: Mutex::default(),
+            connections: IntGaugeVec::new(
+                Opts::new("ticketgw_db_pool_connections", "Database pool connections by state"),
+                &["database", "state"],
+            )
+            .expect("valid"),
+            max: IntGaugeVec::new(
+                Opts::new("ticketgw_db_pool_max_connections", "Database pool size limit"),
+                &["database"],
+            )
+            .expect("valid"),
+        }
+    }
+}
+
+/// Registers an `Arc`ed collector, which the registry needs boxed and owned.
+struct SharedCollector<C>(Arc<C>);
+
+impl Collector for SharedCollector<PoolCollector> {
+    fn desc(&self) -> Vec<&Desc> {
+        [self.0.connections.desc(), self.0.max.desc()].concat()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let c = &self.0;
+        for (name, db) in c.pools.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let (size, idle, max) = db.pool_stats();
+            c.connections.with_label_values(&[name, "in_use"]).set((size as usize).saturating_sub(idle) as i64);
+            c.connections.with_label_values(&[name, "idle"]).set(idle as i64);
+            c.max.with_label_values(&[name]).set(max as i64);
+        }
+        [c.connections.collect(), c.max.collect()].concat()
     }
 }
 

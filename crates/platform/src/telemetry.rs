@@ -1,4 +1,10 @@
-//! Logging setup: human-readable by default, JSON lines when `LOG_FORMAT=json`.
+//! Logging setup: human-readable by default, JSON lines when `LOG_FORMAT=json`; spans exported
+//! over OTLP when the environment names an endpoint (see [`crate::traces`]).
+//!
+//! A JSON line carries `timestamp`, `level`, `target` (the module), `message`, the event's fields,
+//! the fields of the spans it happened in (`request_id`, `method`, `uri` of the request span), the
+//! `trace_id` and `span_id` when traces are on, and the process's `service` and `targets`. Log
+//! shippers label lines only by `service`, `level` and the pod; the ids stay in the line.
 //!
 //! Log output is bounded, so that a flood of failures cannot fill a disk or starve the process:
 //! every line is cut at [`MAX_LINE_BYTES`], and at most [`LINES_PER_SECOND`] lines (with a burst of
@@ -14,7 +20,21 @@ use std::{
     time::Instant,
 };
 
-use tracing_subscriber::{fmt as tfmt, fmt::MakeWriter, EnvFilter};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde_json::{Map, Value};
+use tracing::{field::Field, Event, Subscriber};
+use tracing_subscriber::{
+    fmt::{
+        self as tfmt,
+        format::{JsonFields, Writer},
+        FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
+    },
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+    EnvFilter, Layer,
+};
 
 /// Longest log line written; longer ones are cut (and say so).
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -23,15 +43,127 @@ pub const LINES_PER_SECOND: f64 = 500.0;
 /// Lines that may be written at once after a quiet spell.
 pub const LINE_BURST: f64 = 2000.0;
 
-pub fn init(json: bool) {
+/// How a process logs and traces.
+pub struct TelemetrySettings {
+    /// JSON lines instead of human-readable text.
+    pub json: bool,
+    /// What this process is: `ticketgw` (every service) or its targets (`bookings`, `events+bookings`).
+    pub service: String,
+    /// The `--target` list as given.
+    pub targets: String,
+    /// Export spans when the environment names an OTLP endpoint (the server does; CLI commands do not).
+    pub traces: bool,
+}
+
+/// Flushes the spans not yet exported when the process ends.
+#[must_use = "dropping the guard stops the export of spans"]
+pub struct TelemetryGuard(Option<SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+pub fn init(settings: TelemetrySettings) -> TelemetryGuard {
     // lapin logs every message the broker returns, body included: one line per publish in a sale.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin::returned_messages=error"));
-    let writer = BoundedStderr::new(json);
-    let builder = tfmt().with_env_filter(filter).with_writer(writer);
-    let res = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let writer = BoundedStderr::new(settings.json);
+    let fmt_layer = if settings.json {
+        let format = JsonLine { service: settings.service.clone(), targets: settings.targets.clone() };
+        tfmt::layer().fmt_fields(JsonFields::new()).event_format(format).with_writer(writer).boxed()
+    } else {
+        tfmt::layer().with_writer(writer).boxed()
+    };
+    let provider = if settings.traces && crate::traces::export_requested() {
+        match crate::traces::provider(&settings.service) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("traces not exported: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ticketgw")));
     // A second init (tests) keeps the first subscriber.
-    let _ = res;
+    let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
+    TelemetryGuard(provider)
+}
+
+/// One JSON object per event, with the fields of its spans and its trace (see the module's doc).
+struct JsonLine {
+    service: String,
+    targets: String,
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert("timestamp".into(), crate::clock::rfc3339(crate::clock::now_ms()).into());
+        line.insert("level".into(), meta.level().as_str().into());
+        line.insert("target".into(), meta.target().into());
+        if let Some(scope) = ctx.event_scope() {
+            let spans: Vec<_> = scope.from_root().collect();
+            for span in &spans {
+                // The spans' fields were formatted as JSON objects (JsonFields).
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields) {
+                        line.extend(map);
+                    }
+                }
+            }
+            if let Some(leaf) = spans.last() {
+                line.insert("span".into(), leaf.name().into());
+                if let Some(otel) = leaf.extensions().get::<tracing_opentelemetry::OtelData>() {
+                    if let (Some(trace), Some(span)) = (otel.trace_id(), otel.span_id()) {
+                        line.insert("trace_id".into(), trace.to_string().into());
+                        line.insert("span_id".into(), span.to_string().into());
+                    }
+                }
+            }
+        }
+        event.record(&mut FieldsInto(&mut line));
+        line.insert("service".into(), self.service.as_str().into());
+        line.insert("targets".into(), self.targets.as_str().into());
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Records an event's fields into a JSON object.
+struct FieldsInto<'a>(&'a mut Map<String, Value>);
+
+impl tracing::field::Visit for FieldsInto<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().into(), format!("{value:#}").into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}").into());
+    }
 }
 
 /// Shows at most [`Bounded::MAX`] characters of a value (an error carrying a request body, say).

@@ -153,7 +153,8 @@ pub async fn build_with(
     let ui = tg_web::router(routes.clone(), settings.web(listen, payments.provider_names()));
     let routes = routes.merge(ui);
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::new().with_build_info("all");
+    metrics.watch_pool("main", &db);
     let mut consumers = vec![payments.consumer(), notifications.consumer()];
     consumers.extend(extra_consumers);
     let messaging = Messaging::start(db.clone(), bus.clone(), consumers, settings.messaging(), metrics.registry())?;

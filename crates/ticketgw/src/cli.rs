@@ -155,7 +155,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(s) => {
             let s = s.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(true));
             let targets = s.targets()?;
             let tls = s.tls.apply()?;
             let https = tls.is_some();
@@ -176,14 +176,14 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         Command::Probe { path, settings } => probe(&settings.with_file()?, &path).await,
         Command::Migrate(s) => {
             let s = s.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             app::open_db(&s).await?.close().await;
             println!("migrations applied");
             Ok(())
         }
         Command::Demo(s) => {
             let mut s = s.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             s.demo = Some(true);
             let app = app::build(&s, s.listen()).await?;
             println!("demo data loaded; accounts:");
@@ -195,7 +195,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         }
         Command::Check { settled, settings } => {
             let s = settings.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             let db = app::open_db(&s).await?;
             let violations = crate::invariants::check(&db, settled).await?;
             db.close().await;
@@ -208,7 +208,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         }
         Command::Messages { command: MessagesCommand::DeadLetters { consumer, limit, settings } } => {
             let s = settings.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             let db = app::open_db(&s).await?;
             let items = tg_messaging::dead_letters::list(&db, consumer.as_deref(), limit.clamp(1, 10_000)).await?;
             for d in &items {
@@ -220,7 +220,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
         }
         Command::Messages { command: MessagesCommand::Replay { id, consumer, all, settings } } => {
             let s = settings.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             let db = app::open_db(&s).await?;
             let replayed = match (id, all) {
                 (None, true) => tg_messaging::dead_letters::replay_all(&db, "cli", consumer.as_deref()).await?,
@@ -244,7 +244,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
             command: UserCommand::Create { email, password, password_stdin, display_name, roles, settings },
         } => {
             let s = settings.with_file()?;
-            telemetry::init(s.json_logs());
+            let _telemetry = telemetry::init(s.telemetry(false));
             let roles = roles
                 .iter()
                 .map(|r| r.parse::<Role>().map_err(|_| anyhow::anyhow!("unknown role {r:?}")))

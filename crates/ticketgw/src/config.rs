@@ -293,8 +293,16 @@ impl Settings {
     pub fn targets(&self) -> anyhow::Result<crate::targets::Targets> {
         crate::targets::Targets::parse(self.target.as_deref().unwrap_or("all"))
     }
-    pub fn json_logs(&self) -> bool {
-        self.log_format.as_deref() == Some("json")
+    /// How this process logs; `traces`: whether it exports spans (when an OTLP endpoint is set).
+    pub fn telemetry(&self, traces: bool) -> tg_platform::telemetry::TelemetrySettings {
+        let targets = self.target.clone().unwrap_or_else(|| "all".into());
+        let service = if targets == "all" { "ticketgw".to_owned() } else { targets.replace(',', "+") };
+        tg_platform::telemetry::TelemetrySettings {
+            json: self.log_format.as_deref() == Some("json"),
+            service,
+            targets,
+            traces,
+        }
     }
     pub fn messaging(&self) -> tg_messaging::MessagingConfig {
         let d = tg_messaging::MessagingConfig::default();

@@ -65,6 +65,8 @@ struct Stores<'a> {
 }
 
 struct Store {
+    /// The service that opened it first: the `database` label of its pool's metrics.
+    name: &'static str,
     url: Option<String>,
     db: Db,
     bus: Bus,
@@ -82,7 +84,7 @@ impl Stores<'_> {
                 let db =
                     Db::connect(url.as_deref(), &self.settings.data_dir(), self.settings.max_connections()).await?;
                 db.migrate(vec![tg_messaging::migrations()]).await?;
-                self.open.push(Store { url, db, bus: Bus::new(), consumers: Vec::new() });
+                self.open.push(Store { name: target.as_str(), url, db, bus: Bus::new(), consumers: Vec::new() });
                 self.open.len() - 1
             }
         };
@@ -106,7 +108,7 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     // Behind the gateway: the client's address is what the gateway (or the web process) saw.
     tg_platform::http::trust_forwarded_for(topology.trusted_proxies.clone());
     let runs = |t| targets.runs(t);
-    let metrics = Metrics::new();
+    let metrics = Metrics::new().with_build_info(&targets.to_string());
     let public_url = settings.public_url.clone().unwrap_or_default();
 
     if runs(Target::Gateway) {
@@ -293,6 +295,7 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
         let messaging =
             Messaging::start(store.db.clone(), store.bus, store.consumers, messaging_config.clone(), registry)?;
         background.extend(messaging.tasks);
+        metrics.watch_pool(store.name, &store.db);
         checks.push(Arc::new(store.db));
     }
     let router = finish_router(routes, checks, metrics);

@@ -9,6 +9,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use reqwest::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
@@ -196,11 +197,14 @@ impl ServiceClient {
                 None => return Err(CallError::Problem(ApiError::unauthenticated("a bearer token is required"))),
             },
         };
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        let span = tracing::info_span!("call", service = self.service, method = %method, path, otel.kind = "client");
+        let mut headers = reqwest::header::HeaderMap::new();
+        span.in_scope(|| tg_platform::traces::inject_into_headers(&mut headers));
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token).headers(headers);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let res = req.send().await.map_err(|e| self.unavailable(e))?;
+        let res = req.send().instrument(span).await.map_err(|e| self.unavailable(e))?;
         let status = res.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);

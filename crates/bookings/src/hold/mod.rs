@@ -21,6 +21,9 @@ use tg_platform::{
 };
 
 use statements::BatchStatements;
+use tracing::Instrument;
+
+use crate::metrics::METRICS;
 use tg_messaging::OutboxWrite;
 use tokio::sync::{mpsc, oneshot};
 
@@ -62,6 +65,8 @@ pub struct HoldJob {
     /// (ticket type id, quantity), type ids unique.
     pub items: Vec<(String, i64)>,
     pub reply: oneshot::Sender<Result<HoldOutcome, HoldError>>,
+    /// The request's span: the batch deciding this job is traced as its child.
+    pub span: tracing::Span,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +146,14 @@ enum Decision {
 async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
     let event = jobs[0].event.clone();
     let now = now_ms();
-    let res = decide_and_write(db, &event, &jobs, now, hold_ttl_ms).await;
+    let started = std::time::Instant::now();
+    // A batch serves many requests; its span joins the first one's trace (the others' spans have
+    // the batch's size and time in their own latency).
+    let span =
+        tracing::info_span!(parent: &jobs[0].span, "hold_batch", requests = jobs.len(), event_id = %event.event_id);
+    let res = decide_and_write(db, &event, &jobs, now, hold_ttl_ms).instrument(span).await;
+    METRICS.batch_seconds.observe(started.elapsed().as_secs_f64());
+    METRICS.batch_requests.observe(jobs.len() as f64);
     match res {
         Ok(decisions) => {
             tg_platform::failpoint::crash_point("bookings.hold.committed");
@@ -182,13 +194,16 @@ async fn process_batch(db: &Db, hold_ttl_ms: i64, jobs: Vec<HoldJob>) {
                 outcomes.push(out);
             }
             for (job, out) in jobs.into_iter().zip(outcomes) {
+                METRICS.hold(out.as_ref().map(|o| matches!(o, HoldOutcome::Replayed(_))));
                 let _ = job.reply.send(out);
             }
         }
         Err(e) => {
             tracing::error!(error = %tg_platform::telemetry::Bounded(&e), event_id = %event.event_id, "hold batch failed");
             for job in jobs {
-                let _ = job.reply.send(Err(HoldError::Internal("hold could not be stored".into())));
+                let error = HoldError::Internal("hold could not be stored".into());
+                METRICS.hold(Err(&error));
+                let _ = job.reply.send(Err(error));
             }
         }
     }

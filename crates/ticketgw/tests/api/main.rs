@@ -15,6 +15,7 @@ mod helpers;
 mod messaging;
 mod microservices;
 mod notifications;
+mod observability;
 mod organizers;
 mod outage;
 mod payments;

@@ -22,7 +22,7 @@ use crate::{
     tls::{client_trusting, TestCa},
 };
 
-const SANDBOX_SECRET: &str = "whsec_microservices_tests";
+pub const SANDBOX_SECRET: &str = "whsec_microservices_tests";
 const SERVICES: [&str; 6] = ["users", "events", "bookings", "payments", "notifications", "admin"];
 
 /// The processes of one topology, by instance name (`bookings-2`, …).
@@ -37,6 +37,8 @@ pub struct Cluster {
     clients: String,
     /// `https` when every process serves TLS.
     scheme: &'static str,
+    /// Sent on every request of [`Cluster::send`] and the sandbox's webhook (a traced client).
+    pub traceparent: Option<String>,
 }
 
 impl Drop for Cluster {
@@ -117,7 +119,17 @@ impl Cluster {
         std::fs::create_dir_all(&logs).unwrap();
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let clients = clients.join(",");
-        Some(Cluster { env, ports, children: HashMap::new(), logs, http, databases, clients, scheme: "http" })
+        Some(Cluster {
+            env,
+            ports,
+            children: HashMap::new(),
+            logs,
+            http,
+            databases,
+            clients,
+            scheme: "http",
+            traceparent: None,
+        })
     }
 
     /// As [`Cluster::new`], every process serving HTTPS with a certificate of a CA made here, and
@@ -137,6 +149,12 @@ impl Cluster {
         c.http = client_trusting(&ca);
         c.scheme = "https";
         Some(c)
+    }
+
+    /// Set `var` for every instance started from now on.
+    pub fn set_env(&mut self, var: &str, value: &str) {
+        self.without_env(var);
+        self.env.push((var.to_owned(), value.to_owned()));
     }
 
     /// Leave `var` out of the environment of every instance started from now on (a misconfigured one).
@@ -248,6 +266,9 @@ impl Cluster {
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
+        if let Some(tp) = &self.traceparent {
+            req = req.header("traceparent", tp);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -323,20 +344,17 @@ impl Cluster {
         .unwrap();
         let signature =
             tg_payments::providers::signature::sign(SANDBOX_SECRET, jiff::Timestamp::now().as_second(), &body);
-        let res = self
-            .http
-            .post(self.url("/api/v1/payments/webhooks/sandbox"))
-            .header("sandbox-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        res.status()
+        let mut req =
+            self.http.post(self.url("/api/v1/payments/webhooks/sandbox")).header("sandbox-signature", signature);
+        if let Some(tp) = &self.traceparent {
+            req = req.header("traceparent", tp);
+        }
+        req.body(body).send().await.unwrap().status()
     }
 }
 
 /// An organizer approved through the admin service, with an event on sale: (organizer token, event id).
-async fn organizer_with_event(c: &Cluster, admin: &str, vip: i64) -> (String, String) {
+pub async fn organizer_with_event(c: &Cluster, admin: &str, vip: i64) -> (String, String) {
     let email = format!("org-{}@example.com", uuid::Uuid::new_v4().simple());
     let applicant = c.register(&email).await;
     let profile = json!({"name": "Phnom Penh Live", "contact_email": email, "message": "concerts"});
