@@ -14,6 +14,7 @@ use axum::{
 use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
     trace::TraceLayer,
@@ -100,6 +101,12 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
     routes
         .merge(probe_routes)
         .fallback(not_found)
+        // A panic in a handler is a 500 problem, counted and reported like any other, not a
+        // connection cut without an answer.
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("the request failed unexpectedly").into_response()
+        }))
+        .layer(middleware::from_fn(crate::error_reports::report_server_errors))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(
             ServiceBuilder::new()

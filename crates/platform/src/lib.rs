@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod db;
+pub mod error_reports;
 pub mod failpoint;
 pub mod http;
 pub mod metrics;

@@ -155,7 +155,10 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(s) => {
             let s = s.with_file()?;
-            let _telemetry = telemetry::init(s.telemetry(true));
+            let telemetry_settings = s.telemetry(true);
+            let service = telemetry_settings.service.clone();
+            let _telemetry = telemetry::init(telemetry_settings);
+            let _errors = tg_platform::error_reports::init(&service);
             let targets = s.targets()?;
             let tls = s.tls.apply()?;
             let https = tls.is_some();

@@ -224,3 +224,84 @@ async fn one_booking_is_one_trace_across_the_services_and_metrics_and_logs_tell_
     }
     assert!(traced_request_lines >= 4, "request lines with the booking's trace id: {traced_request_lines}");
 }
+
+/// Envelopes a fake Sentry ingest received (its wire format: newline-separated JSON documents).
+type Envelopes = Arc<Mutex<Vec<String>>>;
+
+async fn sentry_ingest(envelopes: Envelopes) -> String {
+    async fn envelope(State(got): State<Envelopes>, body: Bytes) -> &'static str {
+        got.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+        "{}"
+    }
+    serve(Router::new().route("/api/42/envelope/", post(envelope)).with_state(envelopes)).await
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_problem_and_both_reach_sentry_without_personal_data() {
+    let envelopes: Envelopes = Arc::default();
+    let ingest = sentry_ingest(envelopes.clone()).await;
+    let dir = std::env::temp_dir().join(format!("tg-sentry-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ticketgw"));
+    for var in
+        ["DATABASE_URL", "AMQP_URL", "TICKETGW_TARGET", "TICKETGW_DEMO", "PUBLIC_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+    {
+        cmd.env_remove(var);
+    }
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let _server = cmd
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TICKETGW_DATA_DIR", dir.join("data"))
+        .env("PAYMENTS_SANDBOX", "true")
+        .env("SANDBOX_WEBHOOK_SECRET", SANDBOX_SECRET)
+        // The webhook handler panics once it has recorded the call (a bug, as far as it knows).
+        .env("FAILPOINTS", "payments.webhook.recorded=panic")
+        .env("SENTRY_DSN", ingest.replacen("http://", "http://0123456789abcdef0123456789abcdef@", 1) + "/42")
+        .env("RUST_LOG", "warn")
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(dir.join("server.log")).unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let body = serde_json::to_vec(&json!({
+        "id": "sbx_evt_1", "type": "payment.succeeded", "payment_id": "pay_1", "amount_cents": 100, "currency": "USD"
+    }))
+    .unwrap();
+    let signature = tg_payments::providers::signature::sign(SANDBOX_SECRET, jiff::Timestamp::now().as_second(), &body);
+    let res = http
+        .post(format!("{base}/api/v1/payments/webhooks/sandbox?email=someone@example.com"))
+        .header("sandbox-signature", signature)
+        .header("authorization", "Bearer personal-bearer-token")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a cut connection");
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert!(res.headers().contains_key("x-request-id"));
+    // The process lives on and serves the next request.
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let all = loop {
+        let all = envelopes.lock().unwrap().join("\n");
+        if (all.contains("\"exception\"") && all.contains("answered 500")) || std::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(all.contains("\"exception\"") && all.contains("payments.webhook.recorded"), "no panic report: {all}");
+    assert!(all.contains("POST /api/v1/payments/webhooks/{provider} answered 500"), "no 5xx report: {all}");
+    assert!(all.contains(r#""service":"ticketgw""#), "{all}");
+    for personal in ["someone@example.com", "personal-bearer-token", "pay_1", SANDBOX_SECRET] {
+        assert!(!all.contains(personal), "{personal} was sent to Sentry: {all}");
+    }
+}
