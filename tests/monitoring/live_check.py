@@ -17,8 +17,9 @@ this script) run first; then two platforms, one after the other:
    parse and evaluate. Then the platform is killed: TicketgwTargetDown must reach the webhook.
 2. The platform on PostgreSQL (a throwaway database) and RabbitMQ (a throwaway virtual host), the
    broker reached through socat: one journey, then socat is killed and a hold made: the outbox lags
-   and TicketgwRelayErrors must reach the webhook. Skipped with a notice when PostgreSQL (127.0.0.1:5432) or RabbitMQ
-   (127.0.0.1:5672) is not there, unless CI is set. The machine's own services are never stopped.
+   and TicketgwRelayErrors must reach the webhook. Skipped with a notice when PostgreSQL (127.0.0.1:5432)
+   or RabbitMQ (127.0.0.1:5672) is not there, unless CI or TG_REQUIRE_RABBITMQ is set. The machine's
+   own services are used, never stopped.
 
 Every process started is stopped on exit and carries TG_MONITORING_RUN=DIR in its environment, by
 which the calling script finds what is left if this script itself is killed. Prints a table, then
@@ -482,7 +483,7 @@ def broker_phase(procs, workdir, prom, hook):
     missing = [f"{what} on {host}:{port}" for what, (host, port) in (("PostgreSQL", POSTGRES), ("RabbitMQ", RABBITMQ))
                if not reachable((host, port))]
     if missing:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("TG_REQUIRE_RABBITMQ"):
             return [f"needs {' and '.join(missing)} (.ci/run starts them)"]
         log(f"broker phase: SKIPPED, no {' and '.join(missing)}")
         return []

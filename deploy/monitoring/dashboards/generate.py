@@ -38,8 +38,9 @@ PROM = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${loki}"}
 RATE = "$__rate_interval"
 SEL = 'namespace=~"$namespace", job=~"$job"'
-# Log streams carry the same namespace and job (the component) as the metrics; ERROR lines of the JSON logs.
-LOG_STREAM = '{namespace=~"$namespace", job=~"$job"}'
+# Log streams carry the labels namespace, job (the component, as in the metrics) and level (of the JSON
+# line; none on a line that is not JSON, such as a panic): deploy/components/monitoring/config.alloy.
+LOG_SEL = SEL
 # cAdvisor and kube-state-metrics series of the platform's pods: every Deployment and HPA is named after
 # its job, its pods `<job>-<hash>-<id>`, the container `ticketgw`.
 POD_SEL = 'namespace=~"$namespace", container="ticketgw", pod=~"$job-.*"'
@@ -121,14 +122,18 @@ def logs(title, logql, description=""):
                 showTime=True, wrapLogMessages=True, enableLogDetails=True, prettifyLogMessage=False)
 
 
+def log_stream(extra=""):
+    return sel(extra, base=LOG_SEL)
+
+
 def log_volume(title, logql):
     return TimeSeries(title=title, dataSource=LOKI, targets=targets([(logql, "{{level}}")], LOKI),
                       drawStyle="bars", fillOpacity=60, stacking={"mode": "normal", "group": "A"},
                       legendDisplayMode="list")
 
 
-def error_logs(extra_filter=""):
-    return f'{LOG_STREAM} | json | level="ERROR"{extra_filter}'
+ERRORS = "Errors (and panics)"
+ERROR_LINES = log_stream('level=~"ERROR|"')  # ERROR, or no level: a panic's lines are not JSON
 
 
 UP_DOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
@@ -216,8 +221,8 @@ def overview():
             table("Build info", "count by (job, version, targets) (ticketgw_build_info{" + SEL + "})",
                   description="Versions running now, with the number of instances of each.")),
         Row("Logs",
-            log_volume("Log lines by level", f"sum by (level) (count_over_time({LOG_STREAM} | json [$__interval]))"),
-            logs("Errors", error_logs()),
+            log_volume("Log lines by level", f"sum by (level) (count_over_time({log_stream()}[$__interval]))"),
+            logs(ERRORS, ERROR_LINES),
             per_line=2, height=10),
     ])
 
@@ -321,8 +326,8 @@ def messaging():
                  description="In the dead-letter queue or table: replay them from the admin page Dead letters.")),
         Row("Logs",
             logs("Messaging warnings and errors",
-                 f'{LOG_STREAM} | json | level=~"ERROR|WARN" | target=~"tg_messaging.*"'),
-            logs("Errors", error_logs()),
+                 log_stream('level=~"ERROR|WARN"') + ' | json | target=~"tg_messaging.*"'),
+            logs(ERRORS, ERROR_LINES),
             per_line=2, height=10),
     ])
 
