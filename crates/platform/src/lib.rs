@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod http;
 pub mod metrics;
 pub mod problem;
+pub mod server;
 pub mod telemetry;
 pub mod testing;
 pub mod tls;

@@ -4,35 +4,18 @@
 //! the public roots.
 
 use std::{
-    convert::Infallible,
-    future::Future,
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
 use anyhow::Context;
-use axum::{extract::ConnectInfo, Router};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
-};
 use rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
     ServerConfig,
 };
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
-
-/// How long a client may take for the TLS handshake, and to send a request's headers.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections may finish their requests once shutdown began.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Where the server's certificate chain and private key are.
 #[derive(Clone, Debug)]
@@ -172,59 +155,4 @@ pub fn client_config() -> Arc<rustls::ClientConfig> {
             Arc::new(config)
         })
         .clone()
-}
-
-/// Serve `router` over HTTPS on `listener` until `shutdown` resolves, then let open connections
-/// finish for a bounded time. Handlers see the peer address (`ConnectInfo`) as with plain HTTP.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    config: Arc<ServerConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let acceptor = TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                let router = router.clone();
-                async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after the drain time; closing them");
-    }
-    Ok(())
 }

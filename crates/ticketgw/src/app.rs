@@ -14,6 +14,7 @@ use tg_platform::{
     db::Db,
     http::{finish_router, ReadinessCheck},
     metrics::Metrics,
+    server::ServerLimits,
 };
 use tg_users::UsersService;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -177,17 +178,14 @@ pub async fn build_with(
 }
 
 /// Serve `router` on `listener` (with the peer address, for per-IP limits) until `shutdown`
-/// resolves: over HTTPS with the certificate `tls` keeps current, else plain HTTP.
+/// resolves: over HTTPS with the certificate `tls` keeps current, else plain HTTP; with the
+/// listener limits of [`ServerLimits`] either way.
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<tg_platform::tls::CertReloader>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if let Some(tls) = tls {
-        return tg_platform::tls::serve(listener, router, tls.server_config(), shutdown).await;
-    }
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    let tls = tls.map(|t| t.server_config());
+    tg_platform::server::serve(listener, router, tls, ServerLimits::default(), shutdown).await
 }

@@ -88,3 +88,79 @@ async fn malformed_bodies_are_client_errors() {
     let res = app.http.get(app.url("/api/v1/admin/users?limit=abc")).send().await.unwrap();
     assert!(res.status().is_client_error());
 }
+
+/// A listener with tight limits serving `/` and `/slow` (which takes a minute): (address, shutdown, server).
+async fn limited_server(
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    use std::time::Duration;
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" })).route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "late"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = tg_platform::server::ServerLimits {
+        header_read: Duration::from_millis(500),
+        max_connections: 3,
+        drain: Duration::from_secs(1),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tg_platform::server::serve(listener, router, None, limits, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
+#[tokio::test]
+async fn clients_that_never_finish_their_headers_are_cut_off_and_connections_are_capped() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _stop, _server) = limited_server().await;
+    // Three clients send half a request line and stop: they hold every connection slot.
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HT").await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A fourth client waits for a slot (it is not served beside them)…
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/");
+    assert!(tokio::time::timeout(Duration::from_millis(300), http.get(&url).send()).await.is_err());
+    // …and is served once the server has cut the slow ones off after the header-read timeout.
+    let res = tokio::time::timeout(Duration::from_secs(5), http.get(&url).send()).await.expect("served").unwrap();
+    assert_eq!(res.text().await.unwrap(), "ok");
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(read.is_ok(), "a client that never finished its headers still holds its connection");
+    }
+    // A kept-alive connection that sends nothing more is closed too.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "an idle kept-alive connection stays open: {closed:?}");
+}
+
+#[tokio::test]
+async fn shutdown_waits_a_bounded_time_for_requests_in_flight() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let (addr, stop, server) = limited_server().await;
+    // A request in flight for a minute, and a client that sent half its headers.
+    let slow = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(b"GET / HT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "the server did not stop within its drain time: {finished:?}");
+    slow.abort();
+}
