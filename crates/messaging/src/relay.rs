@@ -172,6 +172,11 @@ impl Messaging {
         registry: &Registry,
     ) -> anyhow::Result<Messaging> {
         let gauges = Gauges::register(registry)?;
+        // Every consumer's series exist from the start, so rates and alerts see zeros, not nothing.
+        for c in &consumers {
+            gauges.counters.retries.with_label_values(&[c.name()]);
+            gauges.counters.dead_lettered.with_label_values(&[c.name()]);
+        }
         let names = Names::new(&config.amqp_prefix);
         let mut tasks = Vec::new();
         if let Some(url) = &config.amqp_url {
