@@ -264,17 +264,7 @@ async fn attendees_csv(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) ->
     let header = ["ticket_id", "code", "ticket_type", "name", "email", "status", "checked_in_at", "gate"];
     w.write_record(header).map_err(ApiError::internal)?;
     for a in &items {
-        let row = [
-            a.ticket_id.as_str(),
-            &a.code,
-            &a.ticket_type_id,
-            &spreadsheet_safe(&a.name),
-            a.email.as_deref().unwrap_or(""),
-            &a.status,
-            a.checked_in_at.as_deref().unwrap_or(""),
-            &spreadsheet_safe(a.gate.as_deref().unwrap_or("")),
-        ];
-        w.write_record(row).map_err(ApiError::internal)?;
+        w.write_record(csv_row(a)).map_err(ApiError::internal)?;
     }
     let body = w.into_inner().map_err(ApiError::internal)?;
     let disposition = format!(
@@ -288,12 +278,55 @@ async fn attendees_csv(svc: Svc, me: Principal, ApiPath(id): ApiPath<String>) ->
         .into_response())
 }
 
-/// Cells starting with = + - @ are formulas to spreadsheets; prefix them so they stay text.
+/// One attendee as a CSV row. Every cell is made safe, not just the free-text ones: an e-mail
+/// address, say, may well begin with `=`.
+fn csv_row(a: &Attendee) -> [String; 8] {
+    [
+        &a.ticket_id,
+        &a.code,
+        &a.ticket_type_id,
+        &a.name,
+        a.email.as_deref().unwrap_or(""),
+        &a.status,
+        a.checked_in_at.as_deref().unwrap_or(""),
+        a.gate.as_deref().unwrap_or(""),
+    ]
+    .map(spreadsheet_safe)
+}
+
+/// Cells starting with = + - @ (or a tab or carriage return) are formulas to spreadsheets; prefix
+/// them so they stay text.
 fn spreadsheet_safe(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_csv_cell_is_safe_from_spreadsheet_formulas() {
+        let formula = "=HYPERLINK(\"http://evil.example\")";
+        let a = Attendee {
+            ticket_id: "@t".into(),
+            code: "+c".into(),
+            ticket_type_id: "-vip".into(),
+            name: formula.into(),
+            email: Some("=1+1@example.com".into()),
+            status: "\tvalid".into(),
+            checked_in_at: Some("\r2026".into()),
+            gate: Some("=A".into()),
+        };
+        for cell in csv_row(&a) {
+            assert!(cell.starts_with('\''), "{cell:?} would be a formula");
+        }
+        let plain = Attendee { email: Some("ann@example.com".into()), name: "Ann".into(), ..a };
+        assert_eq!(csv_row(&plain)[4], "ann@example.com");
+        assert_eq!(csv_row(&plain)[3], "Ann");
     }
 }
 

@@ -325,6 +325,7 @@ impl Settings {
                 names.sort_by_key(|n| (n != "sandbox", n.clone()));
                 names
             },
+            max_banner_bytes: self.max_banner_bytes(),
         }
     }
     /// The payments service's providers; `listen` as for [`Settings::users`].

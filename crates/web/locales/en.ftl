@@ -266,6 +266,8 @@ error-bad-request = That did not work
 error-internal = Something went wrong
 error-internal-detail = Please try again in a moment.
 error-csrf = The form expired. Reload the page and try again.
+error-sign-in-first = Sign in first.
+error-image-too-large = The image is larger than { $value } MiB.
 
 # Statuses and payment methods, shown by their API names.
 pending_payment = Waiting for payment

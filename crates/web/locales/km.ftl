@@ -260,6 +260,8 @@ error-bad-request = មិនដំណើរការទេ
 error-internal = មានបញ្ហាអ្វីមួយ
 error-internal-detail = សូមព្យាយាមម្តងទៀតបន្តិចទៀត។
 error-csrf = ទម្រង់បានផុតកំណត់។ សូមផ្ទុកទំព័រឡើងវិញ ហើយព្យាយាមម្តងទៀត។
+error-sign-in-first = សូមចូលគណនីជាមុនសិន។
+error-image-too-large = រូបភាពធំជាង { $value } MiB។
 
 pending_payment = កំពុងរង់ចាំការបង់ប្រាក់
 confirmed = បានបញ្ជាក់

@@ -90,6 +90,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Largest banner upload taken.
+    pub fn max_banner_bytes(&self) -> usize {
+        self.web.config.max_banner_bytes
+    }
+
     pub fn t(&self, key: &str) -> String {
         self.web.i18n.text(self.lang, key, None)
     }

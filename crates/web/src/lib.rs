@@ -26,6 +26,8 @@ pub struct WebConfig {
     pub recaptcha_site_key: Option<String>,
     /// Payment providers to offer (`sandbox`, `khqr`, `stripe`).
     pub payment_providers: Vec<String>,
+    /// Largest banner upload taken (`MAX_BANNER_BYTES`).
+    pub max_banner_bytes: usize,
 }
 
 /// Shared state of the UI.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::{
     bookings::{book, bookable_event, items},
     events::{demo_organizer, event_doc, new_organizer},
-    helpers::{spawn_app, TestApp},
+    helpers::{spawn_app, spawn_with, TestApp},
     payments::paid,
 };
 
@@ -636,7 +636,7 @@ async fn notice_channels_and_door_staff_are_set_from_their_forms() {
 
 #[tokio::test]
 async fn paying_with_khqr_shows_the_code_and_polls() {
-    let app = crate::helpers::spawn_with(|s| {
+    let app = spawn_with(|s| {
         s.khqr_account_id = Some("ticketgw@devb".into());
         // Nothing answers here: the page must still show the pending payment.
         s.bakong_api_url = Some("http://127.0.0.1:9".into());
@@ -878,4 +878,45 @@ async fn admins_list_and_replay_dead_letters_from_their_page() {
     assert_eq!(tg_messaging::dead_letters::count(db).await.unwrap(), 0);
     let empty = admin.get("/admin/dead-letters").await;
     assert!(empty.body.contains("No dead letters"), "{}", empty.body);
+}
+
+#[tokio::test]
+async fn a_banner_upload_is_refused_before_its_body_is_read_and_cut_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(|s| s.max_banner_bytes = Some(64 * 1024)).await;
+    bookable_event(&app, 5, 10).await;
+    // A request announcing 30 MB without a session or a token is answered at once: the server does
+    // not wait for (or read) the body first.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /organizer/events/evt-t5/banner HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/png\r\n\
+         Content-Length: 30000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&[0u8; 1024]).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut answer))
+        .await
+        .expect("answered before the body was sent")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 403"), "{}", String::from_utf8_lossy(&answer));
+
+    // Signed in with the token, a body over MAX_BANNER_BYTES is refused and the banner stays as it was.
+    let before: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
+    let mut b = Browser::new(&app);
+    b.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let res = b
+        .http
+        .put(format!("{}/organizer/events/evt-t5/banner", b.base))
+        .header(header::COOKIE, b.cookie_header())
+        .header(header::CONTENT_TYPE, "image/png")
+        .header("x-csrf-token", b.cookies["tg_csrf"].clone())
+        .body(vec![0u8; 64 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let after: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
+    assert_eq!(after["media"], before["media"]);
 }

@@ -54,7 +54,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route(
             "/organizer/events/{id}/banner",
             // The API enforces its own (configurable) limit; this only bounds what is buffered here.
-            put(organizer::upload_banner).layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024)),
+            put(organizer::upload_banner),
         )
         .route("/organizer/events/{id}/checkins", post(organizer::check_in))
         .route("/organizer/events/{id}/checkins/batch", post(organizer::check_in_batch))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::Path,
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
@@ -766,10 +766,23 @@ fn csrf_refusal(ctx: &Ctx, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// A new banner image, sent by the dashboard's file picker (raw bytes, CSRF token in a header).
-pub async fn upload_banner(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+/// The sign-in and the token are checked before a byte of the body is read, and at most
+/// `MAX_BANNER_BYTES` are read.
+pub async fn upload_banner(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
     if let Some(refused) = csrf_refusal(&ctx, &headers) {
         return refused;
     }
+    if ctx.me.is_none() {
+        let body = json!({ "status": 401, "code": "unauthorized", "title": ctx.t("error-sign-in-first") });
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    let limit = ctx.max_banner_bytes();
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        let mib = format!("{:.1}", limit as f64 / (1024.0 * 1024.0));
+        let body =
+            json!({ "status": 413, "code": "payload_too_large", "title": ctx.ta("error-image-too-large", &mib) });
+        return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
+    };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     match ctx.upload(Method::PUT, &format!("/api/v1/events/{}/banner", enc(&id)), body, content_type).await {
         Ok((status, headers, body)) => passthrough(status, &headers, body),
