@@ -195,7 +195,8 @@ impl EventsService {
         }
         let profile = self.organizers.organizer(&org_id).await.map_err(ApiError::from_anyhow)?;
         let Some(profile) = profile else { return Err(ApiError::field("organizer.id", "no such organizer")) };
-        fill_organizer(&mut doc, profile);
+        // What an event shows of its organizer is the organizer's own profile, never the client's copy.
+        doc.organizer = profile;
         if !matches!(doc.status.as_str(), "draft" | "published") {
             return Err(ApiError::field("status", "a new event is draft or published"));
         }
@@ -231,9 +232,11 @@ impl EventsService {
         if doc.organizer.id != current.organizer.id {
             return Err(ApiError::field("organizer.id", "an event cannot change organizer"));
         }
-        if doc.organizer.name.is_empty() {
-            doc.organizer = current.organizer.clone();
-        }
+        // The organizer block is the profile as it is now (the client's copy is ignored).
+        doc.organizer = match self.organizers.organizer(&current.organizer.id).await.map_err(ApiError::from_anyhow)? {
+            Some(profile) => profile,
+            None => current.organizer.clone(),
+        };
         let derived = doc.validate().map_err(ApiError::validation)?;
         self.check_inventory_kept(&row.id, &doc).await?;
         doc.analytics = Analytics::default();
@@ -318,18 +321,6 @@ impl EventsService {
         let Some(row) = self.store.by_key(key).await? else { return Ok(None) };
         self.document(&row).await.map(Some).map_err(|e| anyhow::anyhow!("{e}"))
     }
-}
-
-fn fill_organizer(doc: &mut EventDocument, profile: document::Organizer) {
-    let given = std::mem::take(&mut doc.organizer);
-    doc.organizer = document::Organizer {
-        id: profile.id,
-        name: if given.name.is_empty() { profile.name } else { given.name },
-        logo: given.logo.or(profile.logo),
-        contact_email: if given.contact_email.is_empty() { profile.contact_email } else { given.contact_email },
-        contact_phone: given.contact_phone.or(profile.contact_phone),
-        website: given.website.or(profile.website),
-    };
 }
 
 fn write_error(e: WriteError) -> ApiError {

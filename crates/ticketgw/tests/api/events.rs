@@ -554,3 +554,30 @@ async fn edits_cannot_drop_below_sold_and_held() {
     exact.ticketing.types[2].quantity = 80;
     assert!(events.replace(&me, "evt-001", exact).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_organizer_block_is_the_organizers_own_profile_whatever_the_client_sends() {
+    let app = spawn_app().await;
+    let (_, organizer) = demo_organizer(&app).await;
+    // A document dressed up as another organizer: name, logo and contacts of someone else.
+    let mut doc = event_doc(1);
+    doc["status"] = json!("draft");
+    doc["organizer"] = json!({
+        "id": "", "name": "Someone Famous", "logo": "https://evil.example/logo.png",
+        "contact_email": "tickets@evil.example", "contact_phone": "+85512000000", "website": "https://evil.example"
+    });
+    let created: Value = app.post("/api/v1/events", Some(&organizer), &doc).await.json().await.unwrap();
+    let own = created["organizer"].clone();
+    assert_eq!(own["id"], "org-009");
+    assert_eq!(own["name"], "Cambodia Tech Association");
+    for field in ["name", "logo", "contact_email", "contact_phone", "website"] {
+        assert!(!own[field].as_str().unwrap_or_default().contains("evil") && own[field] != "Someone Famous", "{own}");
+    }
+    // An edit cannot dress it up either.
+    doc["title"] = json!("Edited");
+    let res = app.send(Method::PUT, "/api/v1/events/evt-t1", Some(&organizer), &doc).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let edited: Value = res.json().await.unwrap();
+    assert_eq!(edited["title"], "Edited");
+    assert_eq!(edited["organizer"], own);
+}
