@@ -51,6 +51,8 @@ pub struct GatewayConfig {
     pub login_ip_burst: u32,
     /// ...and one more every this long.
     pub login_ip_period: Duration,
+    /// The public URL is https: answers carry `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 /// Router sending every path of the route table to its service, no token check (used by the web UI
@@ -76,8 +78,9 @@ pub fn router(config: GatewayConfig) -> Router {
 /// `/readyz` asks every service's `/readyz` ([`UpstreamsReady::checks`]): 200
 /// `{"status":"ready","checks":{"users":"ok",…}}`, else 503 with the failing services marked `failing`.
 pub fn app(config: GatewayConfig, metrics: Metrics) -> Router {
+    let hsts = config.hsts;
     let (routes, upstreams, proxy) = build(config);
-    finish_router(routes, UpstreamsReady::new(upstreams, proxy).checks(), metrics)
+    finish_router(routes, UpstreamsReady::new(upstreams, proxy).checks(), metrics, hsts)
 }
 
 async fn method_not_allowed() -> ApiError {

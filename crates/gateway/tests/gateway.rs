@@ -153,6 +153,7 @@ fn config(upstreams: Upstreams) -> GatewayConfig {
         ip_per_second: 1000,
         login_ip_burst: 1000,
         login_ip_period: Duration::from_millis(1),
+        hsts: false,
     }
 }
 

@@ -90,7 +90,8 @@ struct Probes {
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wrap the services' routes with the platform's cross-cutting layers and probe endpoints.
-pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metrics: Metrics) -> Router {
+/// `hsts`: the platform is reached over HTTPS (its public URL), so browsers are told to stay on it.
+pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metrics: Metrics, hsts: bool) -> Router {
     let probes = Probes { checks: Arc::new(checks), metrics: metrics.clone() };
     let probe_routes = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
@@ -107,6 +108,7 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
             ApiError::internal("the request failed unexpectedly").into_response()
         }))
         .layer(middleware::from_fn(crate::error_reports::report_server_errors))
+        .layer(middleware::map_response(move |res| security_headers(res, hsts)))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
         .layer(
             ServiceBuilder::new()
@@ -120,6 +122,32 @@ pub fn finish_router(routes: Router, checks: Vec<Arc<dyn ReadinessCheck>>, metri
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
                 .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30))),
         )
+}
+
+/// The security headers of every response, where a route did not set its own (web pages and the
+/// sandbox's pay page have their own content security policy).
+async fn security_headers(mut res: Response, hsts: bool) -> Response {
+    use axum::http::HeaderValue;
+    let defaults = [
+        ("x-content-type-options", "nosniff"),
+        // Anything without a policy of its own (JSON, problems, the API docs) loads only from here,
+        // runs no inline script and is framed by nobody.
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+    ];
+    let headers = res.headers_mut();
+    for (name, value) in defaults {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if hsts {
+        headers.entry("strict-transport-security").or_insert(HeaderValue::from_static("max-age=31536000"));
+    }
+    res
 }
 
 /// Unknown paths: problem+json, or for a browser asking for a page, a page with a way home.

@@ -160,7 +160,8 @@ pub async fn build_with(
     consumers.extend(extra_consumers);
     let messaging = Messaging::start(db.clone(), bus.clone(), consumers, settings.messaging(), metrics.registry())?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
-    let router = finish_router(routes, checks, metrics);
+    let https = settings.users(listen).public_url.starts_with("https://");
+    let router = finish_router(routes, checks, metrics, https);
     let mut background = vec![
         tokio::spawn(users.clone().run_maintenance()),
         tokio::spawn(events.clone().run_maintenance()),

@@ -298,7 +298,7 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
         metrics.watch_pool(store.name, &store.db);
         checks.push(Arc::new(store.db));
     }
-    let router = finish_router(routes, checks, metrics);
+    let router = finish_router(routes, checks, metrics, public_url.starts_with("https://"));
     Ok(Process { router, background })
 }
 
@@ -330,5 +330,6 @@ fn gateway_config(settings: &Settings, topology: &Topology, verifier: Arc<dyn To
         ip_per_second: env_u32("GATEWAY_IP_PER_SECOND", 200),
         login_ip_burst: settings.login_ip_burst.unwrap_or(30),
         login_ip_period: Duration::from_secs(settings.login_ip_period_secs.unwrap_or(2)),
+        hsts: settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
     }
 }

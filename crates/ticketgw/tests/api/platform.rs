@@ -164,3 +164,31 @@ async fn shutdown_waits_a_bounded_time_for_requests_in_flight() {
     assert!(matches!(finished, Ok(Ok(Ok(())))), "the server did not stop within its drain time: {finished:?}");
     slow.abort();
 }
+
+#[tokio::test]
+async fn every_kind_of_response_carries_the_security_headers_and_hsts_on_https() {
+    let app = crate::helpers::spawn_with(|s| s.public_url = Some("https://tickets.example".into())).await;
+    let paths = [
+        "/api/v1/events",           // JSON
+        "/api/v1/events/nope",      // a problem
+        "/api/docs",                // the API docs page
+        "/api/v1/openapi.json",     // the OpenAPI document
+        "/api/docs/swagger-ui.css", // an asset of the docs
+        "/healthz",                 // a probe
+        "/",                        // a web page (its own, stricter policy)
+        "/sw.js",                   // the service worker
+        "/nothing-here",            // the fallback
+    ];
+    for path in paths {
+        let res = app.get(path, None).await;
+        let h = res.headers();
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{path}");
+        let csp = h.get("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP")).to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(h.get("strict-transport-security").is_some(), "{path}: no HSTS");
+        assert!(h.get("referrer-policy").is_some(), "{path}");
+    }
+    // Over plain http (a development setup), no HSTS.
+    let plain = spawn_app().await;
+    assert!(plain.get("/api/v1/events", None).await.headers().get("strict-transport-security").is_none());
+}
