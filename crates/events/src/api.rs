@@ -12,7 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tg_platform::{
     auth::Principal,
-    http::{ApiJson, ApiPath, ApiQuery},
+    http::{ApiJson, ApiPath, ApiQuery, ClientIp},
     problem::{FieldError, Problem},
     ApiError, ApiResult,
 };
@@ -159,6 +159,7 @@ struct LangQuery {
 async fn get_event(
     svc: Svc,
     me: Option<Principal>,
+    ip: ClientIp,
     headers: HeaderMap,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<LangQuery>,
@@ -172,7 +173,7 @@ async fn get_event(
         None => false,
     };
     if !managing {
-        svc.counter.view(&row.id);
+        svc.counter.view(&row.id, &visitor(me.as_ref(), ip));
     }
     let mut doc = svc.document(&row).await?;
     svc.hide_online_link(me.as_ref(), &row, &mut doc).await?;
@@ -331,9 +332,9 @@ async fn rate(
 
 #[utoipa::path(post, path = "/api/v1/events/{id}/clicks", tag = "events", params(("id" = String, Path)),
     responses((status = 202, description = "counted"), (status = 404, body = Problem)))]
-async fn click(svc: Svc, me: Option<Principal>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+async fn click(svc: Svc, me: Option<Principal>, ip: ClientIp, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let row = visible(&svc, me.as_ref(), &id).await?;
-    svc.counter.click(&row.id);
+    svc.counter.click(&row.id, &visitor(me.as_ref(), ip));
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -349,14 +350,23 @@ pub struct ShareRequest {
 async fn share(
     svc: Svc,
     me: Option<Principal>,
+    ip: ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ShareRequest>,
 ) -> ApiResult<StatusCode> {
     let channel: Channel =
         req.channel.parse().map_err(|_| ApiError::field("channel", "must be facebook, telegram or twitter"))?;
     let row = visible(&svc, me.as_ref(), &id).await?;
-    svc.counter.share(&row.id, channel);
+    svc.counter.share(&row.id, channel, &visitor(me.as_ref(), ip));
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Who counts as one visitor for views, clicks and shares: the user, else the client address.
+fn visitor(me: Option<&Principal>, ClientIp(ip): ClientIp) -> String {
+    match me {
+        Some(p) => format!("user:{}", p.user_id),
+        None => format!("ip:{ip}"),
+    }
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

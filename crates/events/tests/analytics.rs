@@ -20,12 +20,12 @@ async fn test_db() -> TestDb {
 async fn count_and_flush(store: &Store) {
     let counter = Counter::default();
     for i in 0..300 {
-        counter.view("ev1");
+        counter.view("ev1", &format!("ip:10.0.{}.{}", i / 250, i % 250));
         if i % 3 == 0 {
-            counter.click("ev1");
+            counter.click("ev1", &format!("user:{i}"));
         }
         if i % 6 == 0 {
-            counter.share("ev1", Channel::Telegram);
+            counter.share("ev1", Channel::Telegram, &format!("user:{i}"));
         }
         if i % 7 == 0 {
             for (id, delta) in counter.drain() {
