@@ -92,6 +92,21 @@ pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
     go(&p, &k)
 }
 
+/// The span of `consumer` handling `message`: a child of the change that sent it, when traced.
+pub(crate) fn consume_span(consumer: &str, message: &DomainEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        consumer,
+        routing_key = %message.routing_key,
+        message_id = %message.id,
+        otel.kind = "consumer"
+    );
+    if let Some(tp) = &message.trace_parent {
+        tg_platform::traces::continue_from_traceparent(&span, tp);
+    }
+    span
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,19 +137,4 @@ mod tests {
         assert!(topic_matches("user.registered", "user.registered"));
         assert!(!topic_matches("user.registered", "user.deleted"));
     }
-}
-
-/// The span of `consumer` handling `message`: a child of the change that sent it, when traced.
-pub(crate) fn consume_span(consumer: &str, message: &DomainEvent) -> tracing::Span {
-    let span = tracing::info_span!(
-        "consume",
-        consumer,
-        routing_key = %message.routing_key,
-        message_id = %message.id,
-        otel.kind = "consumer"
-    );
-    if let Some(tp) = &message.trace_parent {
-        tg_platform::traces::continue_from_traceparent(&span, tp);
-    }
-    span
 }
