@@ -12,6 +12,19 @@ pub fn is_iso4217(code: &str) -> bool {
     code.len() == 3 && CODES.split_ascii_whitespace().any(|c| c == code)
 }
 
+/// Currencies whose minor unit is the unit itself (ISO 4217 exponent 0).
+const WHOLE_UNITS: &str = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF";
+
+/// Decimal digits of the currency's minor unit that amounts may carry: 0 or 2 (amounts are kept in
+/// hundredths, so the three-decimal currencies are held to two).
+pub fn minor_unit_digits(code: &str) -> u8 {
+    if WHOLE_UNITS.split_ascii_whitespace().any(|c| c == code) {
+        0
+    } else {
+        2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -21,5 +34,12 @@ mod tests {
         assert!(!super::is_iso4217("usd"));
         assert!(!super::is_iso4217("XYZ"));
         assert!(!super::is_iso4217("US"));
+    }
+
+    #[test]
+    fn minor_units() {
+        assert_eq!(super::minor_unit_digits("USD"), 2);
+        assert_eq!(super::minor_unit_digits("KHR"), 2);
+        assert_eq!(super::minor_unit_digits("JPY"), 0);
     }
 }

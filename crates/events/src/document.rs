@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tg_platform::problem::FieldError;
 use utoipa::ToSchema;
 
-use crate::currencies::is_iso4217;
+use crate::currencies::{is_iso4217, minor_unit_digits};
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +221,15 @@ impl Errors {
             self.add(field, "must not contain control characters");
         }
     }
+    /// [`Errors::text`] for a one-line field (a title, a name): no line breaks or tabs either, which
+    /// would break headers, CSV rows and notices built from it.
+    fn line(&mut self, field: &str, value: &str, min: usize, max: usize) {
+        let before = self.0.len();
+        self.text(field, value, min, max);
+        if self.0.len() == before && value.chars().any(char::is_control) {
+            self.add(field, "must be one line, without control characters");
+        }
+    }
     fn url(&mut self, field: &str, value: Option<&str>) {
         if let Some(v) = value {
             if !is_http_url(v) {
@@ -251,6 +260,18 @@ pub fn is_valid_slug(s: &str) -> bool {
 
 fn is_valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Most seats an event or a ticket type may have.
+pub const MAX_CAPACITY: i64 = 10_000_000;
+/// Most tickets one buyer may be allowed.
+pub const MAX_TICKETS_PER_USER: i64 = 1_000;
+
+/// Whether `price` is a whole number of `currency`'s minor unit. Amounts are kept in hundredths, so
+/// currencies with three decimals are held to two.
+fn whole_minor_units(price: f64, currency: &str) -> bool {
+    let scaled = price * 10f64.powi(minor_unit_digits(currency).into());
+    (scaled - scaled.round()).abs() < 1e-6
 }
 
 fn is_language(s: &str) -> bool {
@@ -285,7 +306,7 @@ impl EventDocument {
                 e.add(format!("localizations.{lang}"), "key must be a language code like \"km\"");
             }
             if let Some(t) = &l.title {
-                e.text(&format!("localizations.{lang}.title"), t, 1, 200);
+                e.line(&format!("localizations.{lang}.title"), t, 1, 200);
             }
             if let Some(t) = &l.summary {
                 e.text(&format!("localizations.{lang}.summary"), t, 0, 500);
@@ -294,19 +315,19 @@ impl EventDocument {
                 e.text(&format!("localizations.{lang}.description"), t, 0, 20_000);
             }
         }
-        e.text("title", &self.title, 1, 200);
+        e.line("title", &self.title, 1, 200);
         e.text("summary", &self.summary, 0, 500);
         e.text("description", &self.description, 0, 20_000);
         if !is_valid_id(&self.category.id) {
             e.add("category.id", "must be 1 to 64 letters, digits, '-' or '_'");
         }
-        e.text("category.name", &self.category.name, 1, 100);
+        e.line("category.name", &self.category.name, 1, 100);
         if self.tags.len() > 20 {
             e.add("tags", "at most 20 tags");
         }
         let mut seen = HashSet::new();
         for (i, tag) in self.tags.iter().enumerate() {
-            e.text(&format!("tags[{i}]"), tag, 1, 50);
+            e.line(&format!("tags[{i}]"), tag, 1, 50);
             if !seen.insert(tag.to_lowercase()) {
                 e.add(format!("tags[{i}]"), "duplicate tag");
             }
@@ -322,6 +343,11 @@ impl EventDocument {
             }
             if v.city.as_deref().is_none_or(|n| n.trim().is_empty()) {
                 e.add("venue.city", "is required for a physical venue");
+            }
+        }
+        for (field, value) in [("venue.name", &v.name), ("venue.address", &v.address), ("venue.city", &v.city)] {
+            if let Some(value) = value.as_deref().filter(|s| !s.trim().is_empty()) {
+                e.line(field, value, 1, 300);
             }
         }
         if matches!(v.kind.as_str(), "online" | "hybrid") && v.online_url.is_none() {
@@ -366,11 +392,11 @@ impl EventDocument {
         }
 
         let t = &self.ticketing;
-        if t.max_tickets_per_user < 1 {
-            e.add("ticketing.max_tickets_per_user", "must be at least 1");
+        if !(1..=MAX_TICKETS_PER_USER).contains(&t.max_tickets_per_user) {
+            e.add("ticketing.max_tickets_per_user", format!("must be between 1 and {MAX_TICKETS_PER_USER}"));
         }
-        if t.total_capacity < 0 {
-            e.add("ticketing.total_capacity", "must not be negative");
+        if !(0..=MAX_CAPACITY).contains(&t.total_capacity) {
+            e.add("ticketing.total_capacity", format!("must be between 0 and {MAX_CAPACITY}"));
         }
         if t.types.is_empty() {
             e.add("ticketing.types", "at least one ticket type is required");
@@ -387,19 +413,22 @@ impl EventDocument {
             } else if !ids.insert(tt.id.as_str()) {
                 e.add(p("id"), "duplicate ticket type id");
             }
-            e.text(&p("name"), &tt.name, 1, 100);
+            e.line(&p("name"), &tt.name, 1, 100);
             if !tt.price.is_finite() || tt.price < 0.0 || tt.price > 1_000_000_000.0 {
                 e.add(p("price"), "must be a non-negative amount");
+            } else if is_iso4217(&tt.currency) && !whole_minor_units(tt.price, &tt.currency) {
+                let unit = if minor_unit_digits(&tt.currency) == 0 { "1" } else { "0.01" };
+                e.add(p("price"), format!("must be a whole number of {unit} {}", tt.currency));
             }
             if !is_iso4217(&tt.currency) {
                 e.add(p("currency"), "must be an ISO 4217 currency code like USD or KHR");
             }
-            if tt.quantity < 0 {
-                e.add(p("quantity"), "must not be negative");
+            if !(0..=MAX_CAPACITY).contains(&tt.quantity) {
+                e.add(p("quantity"), format!("must be between 0 and {MAX_CAPACITY}"));
             }
             sum = sum.saturating_add(tt.quantity.max(0));
             for (j, b) in tt.benefits.iter().enumerate() {
-                e.text(&format!("ticketing.types[{i}].benefits[{j}]"), b, 1, 200);
+                e.line(&format!("ticketing.types[{i}].benefits[{j}]"), b, 1, 200);
             }
             let from = tt.available_from.as_deref().and_then(|s| e.instant(&p("available_from"), s));
             let until = tt.available_until.as_deref().and_then(|s| e.instant(&p("available_until"), s));

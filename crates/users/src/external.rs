@@ -42,6 +42,8 @@ pub struct ExternalIdentity {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    iat: i64,
+    exp: i64,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -96,9 +98,13 @@ impl ExternalOidc {
         v.set_issuer(&[&self.config.issuer]);
         v.set_audience(&[&self.config.audience]);
         v.leeway = self.config.leeway.as_secs();
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims =
             jsonwebtoken::decode::<Claims>(token, &key.0, &v).map_err(|e| AuthError::Invalid(e.to_string()))?.claims;
+        let now = tg_platform::clock::now_ms() / 1000;
+        crate::issuer::check_lifetime(claims.iat, claims.exp, now, self.config.leeway.as_secs() as i64)
+            .map_err(AuthError::Invalid)?;
         let mut roles: Vec<Role> =
             claims.realm_access.map(|r| r.roles.iter().filter_map(|n| n.parse().ok()).collect()).unwrap_or_default();
         roles.push(Role::User);

@@ -89,6 +89,11 @@ impl Issuer {
         access_ttl: Duration,
         rotation: Duration,
     ) -> anyhow::Result<Arc<Issuer>> {
+        anyhow::ensure!(
+            access_ttl <= MAX_TOKEN_LIFETIME,
+            "ACCESS_TOKEN_TTL_SECS must be at most {} (24 hours): longer tokens are refused",
+            MAX_TOKEN_LIFETIME.as_secs()
+        );
         let rng = SystemRandom::new();
         let keys = load_or_rotate(&store, &rng, rotation, access_ttl).await?;
         Ok(Arc::new(Issuer {
@@ -298,8 +303,27 @@ pub(crate) fn decode_claims(token: &str, key: &DecodingKey, issuer: &str) -> Res
     v.set_audience(&[AUDIENCE, SERVICE_AUDIENCE]);
     // Our own tokens: every instance shares the clock source closely enough; no extra leeway.
     v.leeway = 0;
+    v.validate_nbf = true;
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims).map_err(|e| e.to_string())?;
+    check_lifetime(claims.iat, claims.exp, now_ms() / 1000, 0)?;
+    Ok(claims)
+}
+
+/// Longest lifetime (`exp - iat`) of an access token taken, ours or an outside provider's: a token
+/// minted for years is refused, whatever signed it.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A token issued `iat` and expiring `exp` (Unix seconds) may be used `now`: not issued in the
+/// future (beyond `leeway` seconds of skew), and living at most [`MAX_TOKEN_LIFETIME`].
+pub(crate) fn check_lifetime(iat: i64, exp: i64, now: i64, leeway: i64) -> Result<(), String> {
+    if iat > now + leeway {
+        return Err("token issued in the future".into());
+    }
+    if exp - iat > MAX_TOKEN_LIFETIME.as_secs() as i64 {
+        return Err(format!("token lifetime over {} hours", MAX_TOKEN_LIFETIME.as_secs() / 3600));
+    }
+    Ok(())
 }
 
 impl From<AccessClaims> for tg_platform::auth::Principal {
@@ -348,5 +372,37 @@ mod tests {
         let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600)).await.unwrap();
         assert!(other.verify(&before).await.is_ok());
         assert!(other.verify(&after).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tokens_not_yet_valid_issued_ahead_or_living_too_long_are_refused() {
+        let issuer =
+            Issuer::start(store().await, "https://tg.test".into(), Duration::from_secs(900), Duration::from_secs(3600))
+                .await
+                .unwrap();
+        let now = now_ms() / 1000;
+        let sign = |extra: serde_json::Value| {
+            let issuer = issuer.clone();
+            async move {
+                let mut claims = serde_json::json!({
+                    "iss": "https://tg.test", "sub": "u1", "aud": AUDIENCE, "iat": now, "exp": now + 600,
+                    "jti": "j", "roles": ["user"],
+                });
+                claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+                let keys = issuer.keys.read().await.clone();
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = Some(keys.signing.kid.clone());
+                jsonwebtoken::encode(&header, &claims, &keys.signing.encoding).unwrap()
+            }
+        };
+        assert!(issuer.verify(&sign(serde_json::json!({})).await).await.is_ok(), "a plain token passes");
+        let refused = [
+            serde_json::json!({"nbf": now + 300}),
+            serde_json::json!({"iat": now + 300, "exp": now + 900}),
+            serde_json::json!({"iat": now - 60, "exp": now + 30 * 24 * 3600}),
+        ];
+        for extra in refused {
+            assert!(issuer.verify(&sign(extra.clone()).await).await.is_err(), "{extra} was accepted");
+        }
     }
 }

@@ -139,6 +139,20 @@ async fn every_validation_rule_names_its_field() {
         ("media.gallery[1]", |d| d["media"]["gallery"][1] = json!("javascript:alert(1)")),
         ("security.terms_and_conditions", |d| d["security"]["terms_and_conditions"] = json!("ftp://x.org/t")),
         ("localizations.km.title", |d| d["localizations"]["km"]["title"] = json!("")),
+        // One-line fields take no line breaks (they end up in e-mail subjects, CSV rows, headers).
+        ("title", |d| d["title"] = json!("Tech\r\nBcc: victim@example.com")),
+        ("localizations.km.title", |d| d["localizations"]["km"]["title"] = json!("a\nb")),
+        ("ticketing.types[0].name", |d| d["ticketing"]["types"][0]["name"] = json!("VIP\tseat")),
+        ("venue.name", |d| d["venue"]["name"] = json!("Hall\nB")),
+        // Prices are whole minor units of their currency; capacities stay within bounds.
+        ("ticketing.types[0].price", |d| d["ticketing"]["types"][0]["price"] = json!(10.005)),
+        ("ticketing.types[0].price", |d| {
+            d["ticketing"]["types"][0]["currency"] = json!("JPY");
+            d["ticketing"]["types"][0]["price"] = json!(100.5)
+        }),
+        ("ticketing.total_capacity", |d| d["ticketing"]["total_capacity"] = json!(100_000_000)),
+        ("ticketing.types[2].quantity", |d| d["ticketing"]["types"][2]["quantity"] = json!(20_000_000)),
+        ("ticketing.max_tickets_per_user", |d| d["ticketing"]["max_tickets_per_user"] = json!(5000)),
         // Type and shape errors name the field too.
         ("ticketing.types[0].price", |d| d["ticketing"]["types"][0]["price"] = json!("twenty")),
         ("venue.colour", |d| d["venue"]["colour"] = json!("blue")),
