@@ -135,9 +135,11 @@ async fn one_booking_is_one_trace_across_the_services_and_metrics_and_logs_tell_
         let trace_id = trace_id.clone();
         async move {
             let got = spans.lock().unwrap();
-            let services: HashSet<&str> =
-                got.iter().filter(|s| s.trace_id == trace_id).map(|s| s.service.as_str()).collect();
-            wanted.iter().all(|w| services.contains(w)) && got.iter().any(|s| s.name == "consume")
+            let ours: Vec<&ReceivedSpan> = got.iter().filter(|s| s.trace_id == trace_id).collect();
+            let services: HashSet<&str> = ours.iter().map(|s| s.service.as_str()).collect();
+            // The mailbox polls carry the trace too: wait for the consumption itself.
+            wanted.iter().all(|w| services.contains(w))
+                && ours.iter().any(|s| s.service == "notifications" && s.name == "consume")
         }
     })
     .await;
