@@ -41,6 +41,8 @@ pub async fn fresh_settings() -> (Settings, Option<PathBuf>) {
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
             let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
             s.database_url = Some(format!("{base}/{name}"));
+            // Uploads (banners) go to a directory of the test's own, not into the checkout.
+            s.data_dir = Some(std::env::temp_dir().join(name));
             (s, None)
         }
         None => {
