@@ -335,6 +335,25 @@ impl Cluster {
         }
     }
 
+    /// `buyer` holds one `vip` ticket of the event `slug`, pays in the sandbox, and the
+    /// confirmation notice reaches their mailbox.
+    pub async fn buy_one_vip_ticket(&self, buyer: &str, slug: &str) {
+        let hold = items(slug, &[("vip", 1)]);
+        let res = self.send(Method::POST, "/api/v1/bookings", Some(buyer), Some("h1"), Some(&hold)).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let booking_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let pay = json!({"booking_id": booking_id, "provider": "sandbox"});
+        let res = self.send(Method::POST, "/api/v1/payments", Some(buyer), Some("p1"), Some(&pay)).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let payment_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        assert_eq!(self.sandbox_pays(&payment_id, 10_000).await, StatusCode::OK);
+        self.until("the confirmation notice arrives", || async move {
+            let mailbox = self.json(Method::GET, "/api/v1/me/messages", Some(buyer), None, StatusCode::OK).await;
+            mailbox["items"].as_array().unwrap().iter().any(|m| m["kind"] == "booking_confirmed")
+        })
+        .await;
+    }
+
     /// A signed sandbox webhook saying the payment succeeded (what the sandbox's pay page sends).
     pub async fn sandbox_pays(&self, payment_id: &str, amount_cents: i64) -> StatusCode {
         let body = serde_json::to_vec(&json!({
@@ -614,23 +633,7 @@ async fn over_tls_every_process_verifies_the_internal_ca_on_its_calls() {
     // Hold (bookings asks events), pay (payments confirms through bookings), the notice
     // (notifications asks users, events and bookings): every hop over HTTPS.
     let buyer = c.register(&format!("buyer-{}@example.com", uuid::Uuid::new_v4().simple())).await;
-    let res =
-        c.send(Method::POST, "/api/v1/bookings", Some(&buyer), Some("h1"), Some(&items(&slug, &[("vip", 1)]))).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let booking_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let pay = json!({"booking_id": booking_id, "provider": "sandbox"});
-    let res = c.send(Method::POST, "/api/v1/payments", Some(&buyer), Some("p1"), Some(&pay)).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let payment_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.sandbox_pays(&payment_id, 10_000).await, StatusCode::OK);
-    c.until("the confirmation notice arrives", || {
-        let (c, buyer) = (&c, &buyer);
-        async move {
-            let mailbox = c.json(Method::GET, "/api/v1/me/messages", Some(buyer), None, StatusCode::OK).await;
-            mailbox["items"].as_array().unwrap().iter().any(|m| m["kind"] == "booking_confirmed")
-        }
-    })
-    .await;
+    c.buy_one_vip_ticket(&buyer, &slug).await;
     let tickets = c.json(Method::GET, "/api/v1/me/tickets", Some(&buyer), None, StatusCode::OK).await;
     assert_eq!(tickets["items"].as_array().unwrap().len(), 1);
 

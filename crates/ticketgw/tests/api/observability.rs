@@ -16,11 +16,10 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value,
 };
 use prost::Message;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::{
-    bookings::items,
     helpers::serve,
     messaging::BROKER,
     microservices::{organizer_with_event, Cluster, SANDBOX_SECRET},
@@ -107,23 +106,7 @@ async fn one_booking_is_one_trace_across_the_services_and_metrics_and_logs_tell_
     // The buyer's client traces its checkout: one trace id on every request it makes.
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     c.traceparent = Some(format!("00-{trace_id}-{}-01", &uuid::Uuid::new_v4().simple().to_string()[..16]));
-    let res =
-        c.send(Method::POST, "/api/v1/bookings", Some(&buyer), Some("h1"), Some(&items(&slug, &[("vip", 1)]))).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let booking_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let pay = json!({"booking_id": booking_id, "provider": "sandbox"});
-    let res = c.send(Method::POST, "/api/v1/payments", Some(&buyer), Some("p1"), Some(&pay)).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let payment_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.sandbox_pays(&payment_id, 10_000).await, StatusCode::OK);
-    c.until("the confirmation notice arrives", || {
-        let (c, buyer) = (&c, &buyer);
-        async move {
-            let mailbox = c.json(Method::GET, "/api/v1/me/messages", Some(buyer), None, StatusCode::OK).await;
-            mailbox["items"].as_array().unwrap().iter().any(|m| m["kind"] == "booking_confirmed")
-        }
-    })
-    .await;
+    c.buy_one_vip_ticket(&buyer, &slug).await;
     c.traceparent = None;
 
     // Traces: the booking's spans reach the receiver from every service on its way, in one trace,
