@@ -21,6 +21,7 @@ pub fn crash_point(name: &str) {
     if fail::eval(name, |_| ()).is_some() {
         eprintln!("failpoint {name}: killing the process");
         // SAFETY: sending a signal to ourselves has no memory-safety preconditions.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
