@@ -262,10 +262,8 @@ fn is_valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Most seats an event or a ticket type may have.
+/// Most seats an event or a ticket type may have, and most tickets one buyer may be allowed.
 pub const MAX_CAPACITY: i64 = 10_000_000;
-/// Most tickets one buyer may be allowed.
-pub const MAX_TICKETS_PER_USER: i64 = 1_000;
 
 /// Whether `price` is a whole number of `currency`'s minor unit. Amounts are kept in hundredths, so
 /// currencies with three decimals are held to two.
@@ -392,8 +390,8 @@ impl EventDocument {
         }
 
         let t = &self.ticketing;
-        if !(1..=MAX_TICKETS_PER_USER).contains(&t.max_tickets_per_user) {
-            e.add("ticketing.max_tickets_per_user", format!("must be between 1 and {MAX_TICKETS_PER_USER}"));
+        if !(1..=MAX_CAPACITY).contains(&t.max_tickets_per_user) {
+            e.add("ticketing.max_tickets_per_user", format!("must be between 1 and {MAX_CAPACITY}"));
         }
         if !(0..=MAX_CAPACITY).contains(&t.total_capacity) {
             e.add("ticketing.total_capacity", format!("must be between 0 and {MAX_CAPACITY}"));

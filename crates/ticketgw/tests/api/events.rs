@@ -152,7 +152,7 @@ async fn every_validation_rule_names_its_field() {
         }),
         ("ticketing.total_capacity", |d| d["ticketing"]["total_capacity"] = json!(100_000_000)),
         ("ticketing.types[2].quantity", |d| d["ticketing"]["types"][2]["quantity"] = json!(20_000_000)),
-        ("ticketing.max_tickets_per_user", |d| d["ticketing"]["max_tickets_per_user"] = json!(5000)),
+        ("ticketing.max_tickets_per_user", |d| d["ticketing"]["max_tickets_per_user"] = json!(20_000_000)),
         // Type and shape errors name the field too.
         ("ticketing.types[0].price", |d| d["ticketing"]["types"][0]["price"] = json!("twenty")),
         ("venue.colour", |d| d["venue"]["colour"] = json!("blue")),
