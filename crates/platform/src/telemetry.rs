@@ -89,6 +89,7 @@ pub fn init(settings: TelemetrySettings) -> TelemetryGuard {
     } else {
         None
     };
+    // The spans exported are those `RUST_LOG` enables (the default enables every service's spans).
     let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ticketgw")));
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
