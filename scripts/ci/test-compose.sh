@@ -2,11 +2,12 @@
 # Pipeline stage "test topology": the microservices topology as containers of the image
 # (deploy/compose/docker-compose.yml), each service on its own database of this machine's
 # PostgreSQL, RabbitMQ between them, and the whole attendee journey through the gateway only
-# (an organizer approved by an admin publishes an event, a buyer holds, pays, gets the ticket).
+# (an organizer approved by an admin publishes an event, a buyer holds, pays, gets the ticket);
+# then /metrics: 404 on the service ports, served on each service's metrics port (9090).
 #
 #   scripts/ci/test-compose.sh [TAG]     # default tag: the short git revision
 #
-# Needs Docker, docker-compose (v1), socat, PostgreSQL on 127.0.0.1:5432 and RabbitMQ on 127.0.0.1:5672.
+# Needs Docker, docker-compose (v1), socat, curl, PostgreSQL on 127.0.0.1:5432 and RabbitMQ on 127.0.0.1:5672.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -57,4 +58,19 @@ printf '%s' "compose admin password" | "${compose[@]}" run --rm --no-deps -T \
 
 python3 tests/deploy/smoke_journey.py "http://127.0.0.1:$GATEWAY_PORT" \
   --sandbox-secret "$SANDBOX_WEBHOOK_SECRET" --admin "admin@example.com:compose admin password"
+
+# Metrics (METRICS_LISTEN in the compose file): the published gateway answers 404 on /metrics, and so
+# does every service's port 8080; each serves them on port 9090, unpublished, reached here on its
+# container's address on the compose network, as a Prometheus there would.
+status() { curl -s -o /dev/null --max-time 5 -w '%{http_code}' "$1" || true; }
+got=$(status "http://127.0.0.1:$GATEWAY_PORT/metrics")
+[[ $got == 404 ]] || { echo "the published gateway answered $got on /metrics, not 404"; exit 1; }
+for s in gateway "${databases[@]}" web; do
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$("${compose[@]}" ps -q "$s")")
+  got=$(status "http://$ip:8080/metrics")
+  [[ $got == 404 ]] || { echo "$s: /metrics on $ip:8080 answered $got, not 404"; exit 1; }
+  page=$(curl -fsS --max-time 5 "http://$ip:9090/metrics") || { echo "$s: no metrics on $ip:9090"; exit 1; }
+  grep -q '^ticketgw_build_info{' <<<"$page" || { echo "$s: $ip:9090/metrics has no ticketgw_build_info"; exit 1; }
+done
+echo "metrics: 404 on the service ports, served on port 9090 by $((${#databases[@]} + 2)) services"
 echo "containers: $("${compose[@]}" ps -q | wc -l) running; passed"

@@ -15,6 +15,9 @@
   no-secret-values  no Secret object with data/stringData (secrets come from ExternalSecrets)
   image-tags        every image is pinned to a tag (not `latest`, not missing) or a digest
   service-selectors every Service selector matches the pods of some workload
+  metrics-port      every ticketgw container serves /metrics on a port of its own (METRICS_LISTEN,
+                    declared as container port `metrics`; the main port answers 404 there), and every
+                    ServiceMonitor selects Services that all have the port its endpoints name
   keycloak-realm    the realm import has the platform's roles, the `ticketgw` audience and the
                     `roles` claim (when Keycloak is deployed)
 
@@ -34,6 +37,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = ("Deployment", "Rollout", "StatefulSet", "DaemonSet")
 POD_OWNERS = WORKLOADS + ("Job", "CronJob")
+TICKETGW_IMAGE = "ticket-gateway/ticketgw"
 
 
 def load_exceptions():
@@ -210,6 +214,33 @@ def check(objs, exceptions=frozenset()):
         if not any(space == ns(o) and matches(sel, lbl) for space, lbl in pod_labels):
             fail("service-selectors", o, f"selector {o['spec']['selector']} matches no pod template")
 
+    # /metrics is not served on the main port to other machines: each ticketgw container has a metrics
+    # listener, and the ServiceMonitors scrape a port their Services have (a port name a Service lacks
+    # scrapes nothing, silently).
+    for o in workloads:
+        tpl, _ = pod_template(o, by_name)
+        for c in (tpl or {}).get("spec", {}).get("containers", []):
+            if not c.get("image", "").split("@")[0].rsplit(":", 1)[0].endswith(TICKETGW_IMAGE):
+                continue
+            listen = next((e.get("value") for e in c.get("env") or [] if e.get("name") == "METRICS_LISTEN"), None)
+            port = next((p.get("containerPort") for p in c.get("ports") or [] if p.get("name") == "metrics"), None)
+            if not listen:
+                fail("metrics-port", o, f"container {c['name']} sets no METRICS_LISTEN (Prometheus would get 404)")
+            elif port is None or not listen.endswith(f":{port}"):
+                fail("metrics-port", o, f"container {c['name']}: METRICS_LISTEN {listen} is not its container port `metrics` ({port})")
+    for o in objs:
+        if o["kind"] != "ServiceMonitor":
+            continue
+        sel = o["spec"].get("selector")
+        services = [s for s in objs if s["kind"] == "Service" and ns(s) == ns(o)
+                    and matches(sel, s.get("metadata", {}).get("labels", {}))]
+        if not services:
+            fail("metrics-port", o, f"selector {sel} matches no Service")
+        for e in o["spec"].get("endpoints", []):
+            for s in services:
+                if e.get("port") not in {p.get("name") for p in s["spec"].get("ports", [])}:
+                    fail("metrics-port", o, f"Service {name(s)} has no port named {e.get('port')!r}")
+
     for o in objs:
         if o["kind"] == "ConfigMap" and name(o) == "keycloak-realm":
             for key, text in o.get("data", {}).items():
@@ -297,6 +328,10 @@ BREAKS = {
                                             "metadata": {"name": "s", "namespace": "t"}, "stringData": {"k": "v"}}),
     "image-tags": lambda o: _c(o).update(image="ghcr.io/x/y:latest"),
     "service-selectors": lambda o: o[5]["spec"].update(selector={"app": "typo"}),
+    # A ServiceMonitor scraping port `metrics` of a Service that has only an unnamed port.
+    "metrics-port": lambda o: (o[5]["metadata"].update(labels={"app": "x"}), o.append(
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x", "namespace": "t"},
+         "spec": {"selector": {"matchLabels": {"app": "x"}}, "endpoints": [{"port": "metrics", "path": "/metrics"}]}})),
     "keycloak-realm": lambda o: o.append({"apiVersion": "v1", "kind": "ConfigMap",
                                           "metadata": {"name": "keycloak-realm", "namespace": "t"},
                                           "data": {"r.json": json.dumps({"realm": "ticketgw", "roles": {"realm": [{"name": "admin"}]},
@@ -321,6 +356,14 @@ def self_test():
         else:
             failed += 1
             print(f"self-test: breaking {rule} went unnoticed (got {errs})")
+    # A ticketgw container without its metrics listener, too.
+    objs = copy.deepcopy(_good())
+    _c(objs).update(image="ghcr.io/ticket-gateway/ticketgw:1.0")
+    if any(e.startswith("[metrics-port]") for e in check(objs)):
+        passed += 1
+    else:
+        failed += 1
+        print("self-test: a ticketgw container without METRICS_LISTEN went unnoticed")
     # Missing image tag, too.
     objs = copy.deepcopy(_good())
     _c(objs).update(image="ghcr.io/x/y")

@@ -6,7 +6,8 @@ scraping a real Ticket Gateway, and alerts sent for real through Alertmanager to
 
 Prometheus (every target scraped each second, job `ticketgw` as the monolith in Kubernetes, a copy of
 the rule file evaluated each second) and Alertmanager (everything routed to a webhook receiver inside
-this script) run first; then two platforms, one after the other:
+this script) run first; then two platforms, one after the other. Prometheus scrapes a platform's own
+port over 127.0.0.1: without METRICS_LISTEN or METRICS_TOKEN, /metrics answers loopback callers only.
 
 1. `ticketgw serve --demo` on its embedded defaults (SQLite, in-process bus), e-mail going to an SMTP
    sink here that defers the first message and bounces bounce-* recipients. Load: smoke_journey.py
