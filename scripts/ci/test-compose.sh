@@ -19,6 +19,7 @@ secret() { head -c24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 export GATEWAY_PORT=$(free_port)
 export SANDBOX_WEBHOOK_SECRET=whsec_$(secret)
 for s in EVENTS BOOKINGS PAYMENTS NOTIFICATIONS; do export "${s}_CLIENT_SECRET=$(secret)"; done
+export SIGNING_KEYS_SECRET=$(head -c32 /dev/urandom | base64)
 export AMQP_PREFIX=$project DB_PREFIX=$project
 databases=(users events bookings payments notifications admin)
 export PGOPTIONS="-c client_min_messages=warning"
@@ -55,9 +56,14 @@ done
 # password on standard input, as deploy/README.md does it with kubectl exec.
 printf '%s' "compose admin password" | "${compose[@]}" run --rm --no-deps -T \
   users user create --email admin@example.com --display-name Admin --role admin --password-stdin
+# The organizer-to-be: made by the CLI too, so its address counts as verified (there is no mailbox
+# here to follow a verification link from), which applying to organize requires.
+printf '%s' "compose applicant password" | "${compose[@]}" run --rm --no-deps -T \
+  users user create --email applicant@example.com --display-name Applicant --password-stdin
 
 python3 tests/deploy/smoke_journey.py "http://127.0.0.1:$GATEWAY_PORT" \
-  --sandbox-secret "$SANDBOX_WEBHOOK_SECRET" --admin "admin@example.com:compose admin password"
+  --sandbox-secret "$SANDBOX_WEBHOOK_SECRET" --admin "admin@example.com:compose admin password" \
+  --applicant "applicant@example.com:compose applicant password"
 
 # Metrics (METRICS_LISTEN in the compose file): the published gateway answers 404 on /metrics, and so
 # does every service's port 8080; each serves them on port 9090, unpublished, reached here on its

@@ -63,7 +63,7 @@ class Platform:
 
     def register(self, email, password="a long password"):
         self.call("POST", "/api/v1/auth/register", body={"email": email, "password": password, "display_name": email},
-                  expect=(201,))
+                  expect=(202,))
         return self.login(email, password)
 
     def login(self, email, password):
@@ -77,14 +77,15 @@ class Platform:
             time.sleep(0.5)
 
 
-def publish_fixture_event(p, admin):
-    """An organizer approved by the admin publishes the fixture event, on sale now; its slug."""
-    email = f"org-{uuid.uuid4().hex[:12]}@example.com"
-    applicant = p.register(email)
+def publish_fixture_event(p, admin, applicant_login):
+    """An organizer approved by the admin publishes the fixture event, on sale now; its slug.
+    The applicant's address must be verified: an account the CLI made."""
+    email, password = applicant_login.split(":", 1)
+    applicant = p.login(email, password)
     application = p.call("POST", "/api/v1/organizer-applications", applicant,
                          {"name": "Smoke Test Live", "contact_email": email, "message": "smoke test"}, expect=(201,))
     p.call("POST", f"/api/v1/admin/organizer-applications/{application['id']}/approve", admin, {})
-    organizer = p.login(email, "a long password")
+    organizer = p.login(email, password)
     doc = json.loads((ROOT / "fixtures/event-tech-conference-2025.json").read_text())
     suffix = uuid.uuid4().hex[:8]
     doc["id"], doc["slug"], doc["status"] = f"evt-smoke-{suffix}", f"smoke-{suffix}", "draft"
@@ -115,6 +116,7 @@ def main():
     args.add_argument("--event", help="slug of an event on sale (the demo's: tech-conference-2025)")
     args.add_argument("--ticket-type", help="the ticket type to buy (default: the event's first)")
     args.add_argument("--admin", help="EMAIL:PASSWORD of an admin, to set up an event when there is none")
+    args.add_argument("--applicant", help="EMAIL:PASSWORD of a verified account that applies to organize (with --admin)")
     args.add_argument("--cafile", help="CA certificate to trust (HTTPS with an internal CA)")
     a = args.parse_args()
     p = Platform(a.base, a.cafile)
@@ -123,11 +125,11 @@ def main():
 
     if a.event:
         slug = a.event
-    elif a.admin:
+    elif a.admin and a.applicant:
         email, password = a.admin.split(":", 1)
-        slug = publish_fixture_event(p, p.login(email, password))
+        slug = publish_fixture_event(p, p.login(email, password), a.applicant)
     else:
-        sys.exit("name --event or --admin")
+        sys.exit("name --event, or --admin and --applicant")
     event = p.call("GET", f"/api/v1/events/{slug}")
     listed = p.call("GET", "/api/v1/events")
     assert any(e["slug"] == slug for e in listed["items"]), f"{slug} is not listed"

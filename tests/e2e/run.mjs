@@ -416,10 +416,46 @@ await step("admin pages list users, applications, events and the audit log", asy
   assert.equal(res.status(), 403);
 });
 
+await step("attendee's account: sessions signed out, a new password, the forgot-password page in English and Khmer", async () => {
+  const page = await newPage(PHONE);
+  await login(page, attendee);
+  const elsewhere = await newPage(DESKTOP);
+  await login(elsewhere, attendee);
+  await page.goto(`${base}/account`);
+  assert.ok(await page.isVisible("text=not verified"), "a registered address is unverified until its link is followed");
+  assert.ok(await page.isVisible("li.session:has-text('this device')"));
+  assert.ok(await page.locator("li.session").count() >= 2, "both browsers are listed");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Sign out everywhere else')")]);
+  assert.equal(await page.locator("li.session").count(), 1);
+  // A new password, proving the current one; wrong first.
+  await page.fill("#current_password", "not the password");
+  await page.fill("#new_password", "an even longer e2e password");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Change password')")]);
+  assert.ok(await page.isVisible("text=the current password is incorrect"));
+  await page.fill("#current_password", attendee.password);
+  await page.fill("#new_password", "an even longer e2e password");
+  await Promise.all([page.waitForNavigation(), page.click("button:has-text('Change password')")]);
+  assert.ok(await page.isVisible("text=Saved."));
+  attendee.password = "an even longer e2e password";
+  await shot(page, "account-security-phone");
+  // Forgot password: the same answer whoever asks.
+  const anon = await newPage(PHONE);
+  await anon.goto(`${base}/login`);
+  await Promise.all([anon.waitForNavigation(), anon.click("a:has-text('Forgot your password?')")]);
+  await anon.fill("#email", attendee.email);
+  await Promise.all([anon.waitForNavigation(), anon.click("form button[type=submit]")]);
+  assert.ok(await anon.isVisible("text=If the address has an account, the link is on its way"));
+  await anon.goto(`${base}/lang/km?next=/account/forgot-password`);
+  assert.equal(await anon.textContent("h1"), "ភ្លេចពាក្យសម្ងាត់");
+  await anon.goto(`${base}/lang/en`);
+  assert.deepEqual([...page.jsErrors, ...anon.jsErrors], []);
+});
+
 await step("nothing overflows a 360 px phone screen, in English and Khmer", async () => {
   const page = await newPage(PHONE);
   await login(page, ORGANIZER);
   const paths = ["/", "/events", `/events/${eventSlug}`, "/login", "/register", "/tickets", "/account", "/organizer",
+    "/account/forgot-password", "/account/reset-password?token=x",
     "/organizer/events/new", `/organizer/events/${newEventId}`, `/organizer/events/${newEventId}/edit`,
     `/organizer/events/${newEventId}/scan`];
   for (const lang of ["en", "km"]) {

@@ -33,6 +33,7 @@ const CLIENT_CLAIMS = {
   'tg-organizer': {
     realm_access: { roles: ['user', 'organizer'] },
     email: 'kc-organizer@example.test',
+    email_verified: true,
     name: 'KC Organizer',
   },
   'tg-admin': {

@@ -152,7 +152,7 @@ pub async fn accounts(args: AccountsArgs) -> anyhow::Result<bool> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let reg_email = email.clone();
-    let reg = phase(&client, &format!("{base}/api/v1/auth/register"), args.registrations, args.concurrency, 201, {
+    let reg = phase(&client, &format!("{base}/api/v1/auth/register"), args.registrations, args.concurrency, 202, {
         move |i| json!({"email": reg_email(i), "password": password, "display_name": format!("Bench {i}")})
     })
     .await;

@@ -55,12 +55,13 @@ impl Scan {
 }
 
 impl BookingsService {
-    /// Whether the caller may scan at this event: its organizer, an admin, or appointed door staff.
+    /// Whether the caller may scan at this event: its organizer, an admin, or appointed door staff
+    /// (by a verified address: whoever registers an appointed address first gains nothing).
     pub async fn may_scan(&self, p: &Principal, event_id: &str) -> ApiResult<bool> {
         if self.events.manages(p, event_id).await.map_err(ApiError::from_anyhow)? {
             return Ok(true);
         }
-        match &p.email {
+        match p.verified_email() {
             Some(email) => Ok(self.store.is_staff(event_id, &email.to_lowercase()).await?),
             None => Ok(false),
         }

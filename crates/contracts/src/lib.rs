@@ -64,6 +64,54 @@ impl Message for UserRegistered {
     const ROUTING_KEY: &'static str = "user.registered";
 }
 
+/// Why the users service writes to someone about their account.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountMailKind {
+    /// Prove the address: `link` verifies it (after registration, or for a new address).
+    VerifyEmail,
+    /// `link` sets a new password.
+    ResetPassword,
+    /// Someone tried to register this address, which already has an account.
+    EmailTaken,
+    /// The account's address was changed away from this one.
+    EmailChanged,
+}
+
+/// A message about the account sent to one address by e-mail only. It carries a single-use link,
+/// so it never goes into the mailbox, which someone else signed in as the account could read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountMail {
+    pub user_id: String,
+    pub kind: AccountMailKind,
+    /// The address written to (for a change of address, the new one or the old one).
+    pub to: String,
+    pub display_name: String,
+    /// `en` or `km`.
+    pub language: String,
+    /// The page that takes the single-use token, for the kinds that carry one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// How long the link works, in minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_minutes: Option<u32>,
+}
+
+impl Message for AccountMail {
+    const ROUTING_KEY: &'static str = "user.account_mail";
+}
+
+/// An account was deleted (anonymized): services forget what they keep about the person beyond
+/// what accounting needs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserDeleted {
+    pub user_id: String,
+}
+
+impl Message for UserDeleted {
+    const ROUTING_KEY: &'static str = "user.deleted";
+}
+
 /// What every event message says of the event.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Event {

@@ -221,6 +221,8 @@ lifecycle!(complete, "/api/v1/events/{id}/complete", Action::Complete, "Publishe
 #[into_params(parameter_in = Query)]
 struct MineQuery {
     cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -229,7 +231,10 @@ struct MineQuery {
 async fn my_events(svc: Svc, me: Principal, ApiQuery(q): ApiQuery<MineQuery>) -> ApiResult<Json<EventPage>> {
     let org = svc.organizers.organizer_of_user(&me.user_id).await.map_err(ApiError::from_anyhow)?;
     let Some(org) = org else { return Err(ApiError::forbidden("you have no organizer profile")) };
-    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 100"));
+    }
     let mut rows = svc.store.by_organizer(&org.id, q.cursor.as_deref(), limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

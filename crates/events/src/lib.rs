@@ -136,7 +136,8 @@ impl EventsService {
             return Ok(false);
         }
         match row.visibility.as_str() {
-            "private" => match p.and_then(|p| p.email.as_deref()) {
+            // Invites name addresses: only their proven owners are let in.
+            "private" => match p.and_then(Principal::verified_email) {
                 Some(email) => Ok(self.store.is_invited(&row.id, email).await?),
                 None => Ok(false),
             },

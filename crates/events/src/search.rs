@@ -35,9 +35,11 @@ pub struct ListQuery {
     /// Free text over title, summary and description in every language.
     pub q: Option<String>,
     /// `start` (default), `priority` or `popularity`.
+    #[param(inline, value_type = Option<SortName>)]
     pub sort: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Language of title/summary/description (`en`, `km`); else `Accept-Language`.
     pub lang: Option<String>,
@@ -64,6 +66,16 @@ pub struct Page {
 
 fn encode_cursor(k: Vec<i64>, id: &str) -> String {
     B64.encode(serde_json::to_vec(&Cursor { k, id: id.to_owned() }).unwrap_or_default())
+}
+
+/// The orders of the listing (the schema's enum of `sort`, which is parsed as text).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum SortName {
+    Start,
+    Priority,
+    Popularity,
 }
 
 /// A cursor this listing gave out, with `keys` sort keys.
@@ -197,6 +209,7 @@ pub struct ModerationQuery {
     pub q: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Language of title/summary/description (`en`, `km`); else `Accept-Language`.
     pub lang: Option<String>,

@@ -87,8 +87,14 @@ fn bucket(ip: IpAddr) -> IpAddr {
 /// Middleware: 429 with `Retry-After` once the client's bucket is empty; the service is not asked.
 pub(crate) async fn rate_limit(State(limits): State<Arc<IpLimits>>, req: Request, next: Next) -> Response {
     let ip = bucket(peer_ip(&req).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
-    let sign_in =
-        req.method() == Method::POST && matches!(req.uri().path(), "/api/v1/auth/login" | "/api/v1/auth/register");
+    let sign_in = req.method() == Method::POST
+        && matches!(
+            req.uri().path(),
+            "/api/v1/auth/login"
+                | "/api/v1/auth/register"
+                | "/api/v1/auth/forgot-password"
+                | "/api/v1/auth/reset-password"
+        );
     match limits.check(ip, sign_in) {
         Ok(()) => next.run(req).await,
         Err(seconds) => ApiError::too_many_requests(seconds).into_response(),

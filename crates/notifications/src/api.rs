@@ -15,14 +15,18 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    store::{Delivery, MailboxEntry},
+    store::{ChannelSettings, CodeCheck, Delivery, MailboxEntry},
     NotificationsService,
 };
 
 type Svc = State<Arc<NotificationsService>>;
 
 pub fn router(svc: Arc<NotificationsService>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(my_messages)).routes(routes!(get_channels, set_channels)).with_state(svc)
+    OpenApiRouter::new()
+        .routes(routes!(my_messages))
+        .routes(routes!(get_channels, set_channels))
+        .routes(routes!(confirm_channel))
+        .with_state(svc)
 }
 
 /// The delivery log for admins (served by the `admin` target when services run apart).
@@ -43,6 +47,7 @@ struct MailboxQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -95,15 +100,17 @@ pub struct Channels {
 }
 
 #[utoipa::path(get, path = "/api/v1/me/notification-channels", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200, body = Channels)))]
-async fn get_channels(svc: Svc, me: Principal) -> ApiResult<Json<Channels>> {
-    let (telegram_chat_id, phone) = svc.store.channels(&me.user_id).await?;
-    Ok(Json(Channels { telegram_chat_id, phone }))
+    responses((status = 200, body = ChannelSettings), (status = 401, body = Problem)))]
+async fn get_channels(svc: Svc, me: Principal) -> ApiResult<Json<ChannelSettings>> {
+    Ok(Json(svc.store.channel_settings(&me.user_id).await?))
 }
 
+/// Set the Telegram chat and phone for notices. A new or changed one gets a six-digit code (valid 15
+/// minutes) and receives notices only once the code is typed back (`…/confirm`).
 #[utoipa::path(put, path = "/api/v1/me/notification-channels", tag = "notifications", security(("bearer" = [])),
-    request_body = Channels, responses((status = 200, body = Channels), (status = 422, body = Problem)))]
-async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) -> ApiResult<Json<Channels>> {
+    request_body = Channels,
+    responses((status = 200, body = ChannelSettings), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) -> ApiResult<Json<ChannelSettings>> {
     let mut errors = Vec::new();
     if let Some(chat) = &req.telegram_chat_id {
         let digits = chat.strip_prefix('-').unwrap_or(chat);
@@ -126,8 +133,48 @@ async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) 
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    svc.store.set_channels(&me.user_id, req.telegram_chat_id.as_deref(), req.phone.as_deref()).await?;
-    Ok(Json(req))
+    let saved = svc.set_channels(&me.user_id, req.telegram_chat_id, req.phone).await.map_err(ApiError::from_anyhow)?;
+    Ok(Json(saved))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmChannel {
+    pub channel: ChannelKind,
+    /// The six digits sent there.
+    pub code: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Telegram,
+    Sms,
+}
+
+/// Confirm a channel with the code sent there; five wrong codes and it must be sent again.
+#[utoipa::path(post, path = "/api/v1/me/notification-channels/confirm", tag = "notifications", security(("bearer" = [])),
+    request_body = ConfirmChannel,
+    responses((status = 200, body = ChannelSettings, description = "confirmed: notices go there"),
+              (status = 400, body = Problem, description = "`no_code`: none pending (expired, used up, or never sent)"),
+              (status = 401, body = Problem),
+              (status = 422, body = Problem, description = "wrong code")))]
+async fn confirm_channel(
+    svc: Svc,
+    me: Principal,
+    ApiJson(req): ApiJson<ConfirmChannel>,
+) -> ApiResult<Json<ChannelSettings>> {
+    let channel = match req.channel {
+        ChannelKind::Telegram => "telegram",
+        ChannelKind::Sms => "sms",
+    };
+    match svc.confirm_channel(&me.user_id, channel, &req.code).await.map_err(ApiError::from_anyhow)? {
+        CodeCheck::Confirmed => Ok(Json(svc.store.channel_settings(&me.user_id).await?)),
+        CodeCheck::Wrong => Err(ApiError::field("code", "is not the code we sent")),
+        CodeCheck::NoCode => {
+            Err(ApiError::bad_request("no_code", "no code is pending for this channel; save it again to get one"))
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

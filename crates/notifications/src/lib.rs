@@ -6,8 +6,10 @@
 //! deliveries with retries and backoff and keeps the outcome in the delivery log; it claims each
 //! delivery before sending it, so several instances never send the same one at once.
 
+mod account_notices;
 pub mod api;
 pub mod channels;
+mod confirm;
 mod metrics;
 pub mod store;
 pub mod templates;
@@ -129,10 +131,34 @@ impl NotificationsService {
             News::Welcome(u) => vec![u.user_id.clone()],
             News::Confirmed(b) | News::Expired(b) => vec![b.user_id.clone()],
             News::Refunded(r) => vec![r.payment.user_id.clone()],
+            // Written to an address, not a user's channels (`account_notice`), or to no one.
+            News::Account(_) | News::Deleted(_) => Vec::new(),
+        })
+    }
+
+    /// A mail about the account: e-mail only, to the address it names, kept out of the mailbox.
+    fn account_notice(&self, mail: &tg_contracts::AccountMail) -> Option<NewNotice> {
+        if self.smtp.is_none() {
+            tracing::warn!(user_id = %mail.user_id, kind = ?mail.kind, "account mail not sent: no SMTP server configured (SMTP_URL)");
+            return None;
+        }
+        let notice = account_notices::render(mail);
+        Some(NewNotice {
+            user_id: mail.user_id.clone(),
+            kind: notice.kind.to_owned(),
+            language: if mail.language == "km" { "km".into() } else { "en".into() },
+            subject: notice.subject,
+            body: notice.body,
+            booking_id: None,
+            private: true,
+            channels: vec![("email", mail.to.clone())],
         })
     }
 
     async fn notices(&self, news: &News) -> anyhow::Result<Vec<NewNotice>> {
+        if let News::Account(mail) = news {
+            return Ok(self.account_notice(mail).into_iter().collect());
+        }
         let event_title = match news.event_id() {
             Some(id) => self.directory.event_title(id).await?.unwrap_or_else(|| id.to_owned()),
             None => String::new(),
@@ -165,6 +191,7 @@ impl NotificationsService {
                 subject: notice.subject,
                 body: notice.body,
                 booking_id,
+                private: false,
                 channels,
             });
         }
@@ -274,6 +301,10 @@ impl Consumer for NotificationsConsumer {
 
     async fn handle(&self, m: &DomainEvent) -> anyhow::Result<()> {
         let news = News::read(m).map_err(|e| Poison(e.to_string()))?;
+        if let Some(News::Deleted(d)) = &news {
+            self.0.store.forget(CONSUMER, &m.id, &d.user_id).await?;
+            return Ok(());
+        }
         // Nothing to tell: recorded all the same, so that a redelivery is not looked at again.
         let notices = match &news {
             Some(news) => self.0.notices(news).await?,

@@ -5,6 +5,28 @@ use tg_messaging::OutboxWrite;
 use tg_platform::{clock::now_ms, db::Db, with_db, with_tx};
 use utoipa::ToSchema;
 
+/// Insert one notice and its pending deliveries inside transaction `$tx` (a macro: the statements
+/// run on whichever backend the transaction is).
+macro_rules! insert_notice {
+    ($tx:ident, $n:expr, $message_id:expr, $now:expr) => {{
+        let n = $n;
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO notifications_mailbox (id, user_id, kind, language, subject, body, booking_id, source_message_id, created_at, private)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(&id).bind(&n.user_id).bind(&n.kind).bind(&n.language).bind(&n.subject).bind(&n.body)
+            .bind(&n.booking_id).bind($message_id).bind($now).bind(n.private)
+            .execute(&mut *$tx).await?;
+        for (channel, recipient) in &n.channels {
+            sqlx::query(
+                "INSERT INTO notifications_deliveries (id, mailbox_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)")
+                .bind(uuid::Uuid::now_v7().to_string()).bind(&id).bind(*channel).bind(recipient).bind($now)
+                .execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub db: Db,
@@ -18,6 +40,8 @@ pub struct NewNotice {
     pub subject: String,
     pub body: String,
     pub booking_id: Option<String>,
+    /// Sent but never shown in the mailbox (it carries a single-use link or code).
+    pub private: bool,
     pub channels: Vec<(&'static str, String)>,
 }
 
@@ -66,20 +90,22 @@ impl Store {
             let first = tx.first_delivery(consumer, message_id).await?;
             if first {
                 for n in notices {
-                    let id = uuid::Uuid::now_v7().to_string();
-                    sqlx::query(
-                        "INSERT INTO notifications_mailbox (id, user_id, kind, language, subject, body, booking_id, source_message_id, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                        .bind(&id).bind(&n.user_id).bind(&n.kind).bind(&n.language).bind(&n.subject).bind(&n.body)
-                        .bind(&n.booking_id).bind(message_id).bind(now)
-                        .execute(&mut *tx).await?;
-                    for (channel, recipient) in &n.channels {
-                        sqlx::query(
-                            "INSERT INTO notifications_deliveries (id, mailbox_id, channel, recipient, status, attempts, next_attempt_at, created_at, updated_at)
-                             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)")
-                            .bind(uuid::Uuid::now_v7().to_string()).bind(&id).bind(channel).bind(recipient).bind(now)
-                            .execute(&mut *tx).await?;
-                    }
+                    insert_notice!(tx, n, message_id, now);
+                }
+            }
+            Ok::<_, sqlx::Error>(first)
+        })
+    }
+
+    /// Forget a deleted user, once per message: their notices, deliveries and channels.
+    pub async fn forget(&self, consumer: &str, message_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+        with_tx!(&self.db, tx => {
+            let first = tx.first_delivery(consumer, message_id).await?;
+            if first {
+                sqlx::query("DELETE FROM notifications_deliveries WHERE mailbox_id IN (SELECT id FROM notifications_mailbox WHERE user_id = $1)")
+                    .bind(user_id).execute(&mut *tx).await?;
+                for table in ["notifications_mailbox", "notifications_channels", "notifications_channel_codes"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(user_id).execute(&mut *tx).await?;
                 }
             }
             Ok::<_, sqlx::Error>(first)
@@ -98,7 +124,7 @@ impl Store {
         let (at, id) = before.unwrap_or((i64::MAX, ""));
         with_db!(&self.db, pool => sqlx::query_as(
             "SELECT id, kind, language, subject, body, booking_id, created_at FROM notifications_mailbox
-             WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
+             WHERE user_id = $1 AND NOT private AND (created_at < $2 OR (created_at = $2 AND id < $3))
              ORDER BY created_at DESC, id DESC LIMIT $4")
             .bind(user_id).bind(at).bind(id).bind(limit).fetch_all(pool).await)
     }
@@ -165,30 +191,129 @@ impl Store {
              WHERE id = $1 AND status = 'pending' AND next_attempt_at = $7")
             .bind(&d.id).bind(status).bind(attempts).bind(last_error).bind(now + retry_in_ms).bind(now).bind(claimed_until)
             .execute(pool).await.map(|r| r.rows_affected()))?;
+        if n == 1 && status != "pending" {
+            // Its link or code has done its work (or never will): not kept readable at rest.
+            with_db!(&self.db, pool => sqlx::query("UPDATE notifications_mailbox SET body = '' WHERE id = $1 AND private")
+                .bind(&d.mailbox_id).execute(pool).await.map(|_| ()))?;
+        }
         Ok(n == 1)
     }
 
-    /// (telegram chat id, phone) a user gave.
+    /// The confirmed (telegram chat id, phone) of a user: where notices go.
     pub async fn channels(&self, user_id: &str) -> Result<(Option<String>, Option<String>), sqlx::Error> {
         let row: Option<(Option<String>, Option<String>)> = with_db!(&self.db, pool => sqlx::query_as(
-            "SELECT telegram_chat_id, phone FROM notifications_channels WHERE user_id = $1")
+            "SELECT CASE WHEN telegram_confirmed THEN telegram_chat_id END, CASE WHEN phone_confirmed THEN phone END
+             FROM notifications_channels WHERE user_id = $1")
             .bind(user_id).fetch_optional(pool).await)?;
         Ok(row.unwrap_or_default())
     }
 
+    /// The channels a user gave, confirmed or not.
+    pub async fn channel_settings(&self, user_id: &str) -> Result<ChannelSettings, sqlx::Error> {
+        let row: Option<ChannelSettings> = with_db!(&self.db, pool => sqlx::query_as(
+            "SELECT telegram_chat_id, telegram_confirmed, phone, phone_confirmed FROM notifications_channels WHERE user_id = $1")
+            .bind(user_id).fetch_optional(pool).await)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Save a user's channels. A channel whose recipient changed is unconfirmed until the code in
+    /// `codes` (one private notice per new recipient, sent through that channel) is typed back.
     pub async fn set_channels(
         &self,
         user_id: &str,
-        telegram: Option<&str>,
-        phone: Option<&str>,
+        s: &ChannelSettings,
+        codes: &[(NewCode, NewNotice)],
     ) -> Result<(), sqlx::Error> {
-        with_db!(&self.db, pool => sqlx::query(
-            "INSERT INTO notifications_channels (user_id, telegram_chat_id, phone, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id) DO UPDATE SET telegram_chat_id = excluded.telegram_chat_id, phone = excluded.phone,
-                updated_at = excluded.updated_at")
-            .bind(user_id).bind(telegram).bind(phone).bind(now_ms())
-            .execute(pool).await.map(|_| ()))
+        let now = now_ms();
+        let message_id = uuid::Uuid::now_v7().to_string();
+        with_tx!(&self.db, tx => {
+            sqlx::query(
+                "INSERT INTO notifications_channels (user_id, telegram_chat_id, telegram_confirmed, phone, phone_confirmed, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (user_id) DO UPDATE SET telegram_chat_id = excluded.telegram_chat_id,
+                    telegram_confirmed = excluded.telegram_confirmed, phone = excluded.phone,
+                    phone_confirmed = excluded.phone_confirmed, updated_at = excluded.updated_at")
+                .bind(user_id).bind(&s.telegram_chat_id).bind(s.telegram_confirmed).bind(&s.phone).bind(s.phone_confirmed).bind(now)
+                .execute(&mut *tx).await?;
+            for (code, notice) in codes {
+                sqlx::query(
+                    "INSERT INTO notifications_channel_codes (user_id, channel, recipient, code, expires_at, attempts)
+                     VALUES ($1, $2, $3, $4, $5, 0)
+                     ON CONFLICT (user_id, channel) DO UPDATE SET recipient = excluded.recipient, code = excluded.code,
+                        expires_at = excluded.expires_at, attempts = 0")
+                    .bind(user_id).bind(code.channel).bind(&code.recipient).bind(&code.code).bind(code.expires_at)
+                    .execute(&mut *tx).await?;
+                insert_notice!(tx, notice, &message_id, now);
+            }
+            Ok::<_, sqlx::Error>(())
+        })
     }
+
+    /// Check a code typed back for `channel` (`telegram` or `sms`); at most [`MAX_CODE_ATTEMPTS`] tries.
+    pub async fn confirm_channel(&self, user_id: &str, channel: &str, code: &str) -> Result<CodeCheck, sqlx::Error> {
+        let now = now_ms();
+        with_tx!(&self.db, tx => {
+            let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+                "SELECT recipient, code, expires_at, attempts FROM notifications_channel_codes WHERE user_id = $1 AND channel = $2")
+                .bind(user_id).bind(channel).fetch_optional(&mut *tx).await?;
+            // No early `return` below: it would leave without committing (a wrong try must count).
+            let check = match row {
+                None => CodeCheck::NoCode,
+                Some((_, _, expires_at, attempts)) if expires_at <= now || attempts >= MAX_CODE_ATTEMPTS => CodeCheck::NoCode,
+                Some((_, expected, _, _)) if expected != code => {
+                    sqlx::query("UPDATE notifications_channel_codes SET attempts = attempts + 1 WHERE user_id = $1 AND channel = $2")
+                        .bind(user_id).bind(channel).execute(&mut *tx).await?;
+                    CodeCheck::Wrong
+                }
+                Some((recipient, _, _, _)) => {
+                    let confirm = if channel == "telegram" {
+                        "UPDATE notifications_channels SET telegram_confirmed = TRUE, updated_at = $3 WHERE user_id = $1 AND telegram_chat_id = $2"
+                    } else {
+                        "UPDATE notifications_channels SET phone_confirmed = TRUE, updated_at = $3 WHERE user_id = $1 AND phone = $2"
+                    };
+                    let n = sqlx::query(confirm).bind(user_id).bind(&recipient).bind(now).execute(&mut *tx).await?.rows_affected();
+                    sqlx::query("DELETE FROM notifications_channel_codes WHERE user_id = $1 AND channel = $2")
+                        .bind(user_id).bind(channel).execute(&mut *tx).await?;
+                    if n == 1 { CodeCheck::Confirmed } else { CodeCheck::NoCode }
+                }
+            };
+            Ok::<_, sqlx::Error>(check)
+        })
+    }
+}
+
+/// A channel confirmation code to store.
+pub struct NewCode {
+    /// `telegram` or `sms`.
+    pub channel: &'static str,
+    pub recipient: String,
+    pub code: String,
+    pub expires_at: i64,
+}
+
+/// Wrong tries a code survives.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
+
+/// What a code typed back did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    Confirmed,
+    Wrong,
+    /// None pending: never sent, expired, used up, or the channel changed since.
+    NoCode,
+}
+
+/// A user's channels with whether each is confirmed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct ChannelSettings {
+    /// Telegram chat id that receives notices (after the user wrote to the bot).
+    pub telegram_chat_id: Option<String>,
+    /// Whether the code sent to the chat was typed back; notices go only to a confirmed chat.
+    pub telegram_confirmed: bool,
+    /// Mobile number in E.164 (`+855…`) for SMS notices.
+    pub phone: Option<String>,
+    /// Whether the code sent by SMS was typed back; notices go only to a confirmed number.
+    pub phone_confirmed: bool,
 }
 
 #[cfg(test)]
@@ -203,6 +328,7 @@ mod tests {
             subject: format!("notice {n}"),
             body: String::new(),
             booking_id: None,
+            private: false,
             channels: Vec::new(),
         }
     }

@@ -1,8 +1,8 @@
 //! The notices, in English and Khmer; the user's language chooses (English when it is neither).
 
 use tg_contracts::{
-    Booking, BookingConfirmed, BookingExpired, ContractError, Event, EventCancelled, EventUpdated, Message,
-    PaymentRefunded, UserRegistered,
+    AccountMail, Booking, BookingConfirmed, BookingExpired, ContractError, Event, EventCancelled, EventUpdated,
+    Message, PaymentRefunded, UserDeleted, UserRegistered,
 };
 use tg_platform::bus::DomainEvent;
 
@@ -15,6 +15,10 @@ pub enum News {
     Refunded(PaymentRefunded),
     EventUpdated(Event),
     EventCancelled(Event),
+    /// A mail about the account, to one address, e-mail only (never into the mailbox).
+    Account(AccountMail),
+    /// The user is gone: forget them.
+    Deleted(UserDeleted),
 }
 
 impl News {
@@ -27,6 +31,8 @@ impl News {
             PaymentRefunded::ROUTING_KEY => News::Refunded(PaymentRefunded::from_event(m)?),
             EventUpdated::ROUTING_KEY => News::EventUpdated(EventUpdated::from_event(m)?.0),
             EventCancelled::ROUTING_KEY => News::EventCancelled(EventCancelled::from_event(m)?.0),
+            AccountMail::ROUTING_KEY => News::Account(AccountMail::from_event(m)?),
+            UserDeleted::ROUTING_KEY => News::Deleted(UserDeleted::from_event(m)?),
             _ => return Ok(None),
         }))
     }
@@ -39,6 +45,8 @@ impl News {
         PaymentRefunded::ROUTING_KEY,
         EventUpdated::ROUTING_KEY,
         EventCancelled::ROUTING_KEY,
+        AccountMail::ROUTING_KEY,
+        UserDeleted::ROUTING_KEY,
     ];
 
     /// The event it is about, if any.
@@ -46,7 +54,7 @@ impl News {
         match self {
             News::Confirmed(b) | News::Expired(b) => Some(&b.event_id),
             News::EventUpdated(e) | News::EventCancelled(e) => Some(&e.event_id),
-            News::Welcome(_) | News::Refunded(_) => None,
+            News::Welcome(_) | News::Refunded(_) | News::Account(_) | News::Deleted(_) => None,
         }
     }
 }
@@ -76,6 +84,9 @@ fn money(cents: i64, currency: &str) -> String {
 /// The notice telling `news` in `language`.
 pub fn render(news: &News, language: &str, f: &Facts) -> Notice {
     let km = language == "km";
+    if let News::Account(mail) = news {
+        return crate::account_notices::render(mail);
+    }
     // The web UI's "My tickets" page (the QR codes, kept offline once opened), not the JSON API.
     let tickets_url = format!("{}/tickets", f.public_url.trim_end_matches('/'));
     let (kind, subject, body) = match news {
@@ -159,6 +170,7 @@ pub fn render(news: &News, language: &str, f: &Facts) -> Notice {
             format!("{} is cancelled", f.event_title),
             format!("Hello {},\n\nWe are sorry: {} is cancelled. The organizer will contact you about refunds.", f.name, f.event_title),
         ),
+        News::Account(_) | News::Deleted(_) => ("none", String::new(), String::new()),
     };
     Notice { kind, subject, body }
 }

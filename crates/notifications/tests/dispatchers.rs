@@ -68,6 +68,7 @@ async fn notices(store: &Store, n: usize) {
                 subject: format!("notice {i}"),
                 body: String::new(),
                 booking_id: None,
+                private: false,
                 channels: vec![("telegram", format!("chat-{i}"))],
             })
             .collect();

@@ -60,6 +60,11 @@ pub struct Principal {
     /// Local user id (external identities are mapped to a local id on first sight).
     pub user_id: String,
     pub email: Option<String>,
+    /// Whether the owner of `email` proved it (a link we e-mailed, or the outside provider's
+    /// `email_verified`). Rights granted by address follow only a verified one: [`Principal::verified_email`].
+    pub email_verified: bool,
+    /// The sign-in session (refresh-token chain) the token was issued for, when the issuer says.
+    pub session_id: Option<String>,
     pub display_name: Option<String>,
     pub roles: Vec<Role>,
     /// Set when the caller is a service with its own token (client-credentials grant): its client id.
@@ -87,7 +92,21 @@ impl BearerToken {
 impl Principal {
     /// A user with these roles (no token: tests, the CLI, demo data).
     pub fn user(user_id: impl Into<String>, roles: Vec<Role>) -> Principal {
-        Principal { user_id: user_id.into(), email: None, display_name: None, roles, service: None, token: None }
+        Principal {
+            user_id: user_id.into(),
+            email: None,
+            email_verified: false,
+            session_id: None,
+            display_name: None,
+            roles,
+            service: None,
+            token: None,
+        }
+    }
+    /// The caller's e-mail address if its owner proved it: what door-staff, invite and similar
+    /// by-address rights are checked against.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
     }
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)

@@ -197,9 +197,28 @@ async fn readyz(State(p): State<Probes>) -> Response {
     (status, Json(Readiness { status: if ok { "ready" } else { "not_ready" }, checks })).into_response()
 }
 
-async fn metrics_text(State(p): State<Probes>) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], p.metrics.render())
-        .into_response()
+/// `/metrics` on the service port, for those [`crate::metrics::MetricsAccess`] lets in; a 404 to
+/// everyone else, as if it were not there.
+async fn metrics_text(State(p): State<Probes>, req: axum::extract::Request) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let authorization = req.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !p.metrics.access().allows(peer, authorization) {
+        return not_found(req.headers().clone()).await;
+    }
+    metrics_page(&p.metrics)
+}
+
+fn metrics_page(metrics: &Metrics) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
+}
+
+/// The router of the separate metrics listener (`METRICS_LISTEN`): `/metrics` for whoever reaches
+/// it (operators decide who can: a port of its own, not published), and `/healthz`.
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics_page(&metrics))))
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .fallback(not_found)
 }
 
 /// The peer address of the request (from the listener's connect info).

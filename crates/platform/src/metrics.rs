@@ -30,6 +30,44 @@ pub struct Metrics {
     latency: HistogramVec,
     ready: IntGauge,
     pools: Arc<PoolCollector>,
+    access: MetricsAccess,
+}
+
+/// Who may read `/metrics` on the service's own port. It tells a lot about the business (sales,
+/// payments by provider), so it is not for anyone on the internet.
+#[derive(Clone, Default)]
+pub enum MetricsAccess {
+    /// Callers on this machine only (loopback): the default.
+    #[default]
+    Local,
+    /// Callers presenting `Authorization: Bearer <METRICS_TOKEN>`, from anywhere.
+    Token(Arc<str>),
+    /// Nobody here: a listener of its own serves it (`METRICS_LISTEN`), reachable where operators put it.
+    Elsewhere,
+}
+
+impl MetricsAccess {
+    /// From the settings: a separate listener wins over a token; neither means this machine only.
+    pub fn from_settings(separate_listener: bool, token: Option<&str>) -> MetricsAccess {
+        match (separate_listener, token.filter(|t| !t.is_empty())) {
+            (true, _) => MetricsAccess::Elsewhere,
+            (false, Some(t)) => MetricsAccess::Token(t.into()),
+            (false, None) => MetricsAccess::Local,
+        }
+    }
+
+    /// Whether a request from `peer` with `authorization` (the header's value) may read the metrics
+    /// on the service port.
+    pub fn allows(&self, peer: Option<std::net::IpAddr>, authorization: Option<&[u8]>) -> bool {
+        use subtle::ConstantTimeEq;
+        match self {
+            MetricsAccess::Local => peer.is_some_and(|ip| ip.is_loopback()),
+            MetricsAccess::Token(token) => authorization
+                .and_then(|v| v.strip_prefix(b"Bearer "))
+                .is_some_and(|given| bool::from(given.ct_eq(token.as_bytes()))),
+            MetricsAccess::Elsewhere => false,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -61,7 +99,17 @@ impl Metrics {
         registry.register(Box::new(SharedCollector(pools.clone()))).expect("unique metric");
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("unique");
-        Metrics { registry, requests, latency, ready, pools }
+        Metrics { registry, requests, latency, ready, pools, access: MetricsAccess::default() }
+    }
+
+    /// Who may read `/metrics` on the service port (default: this machine only).
+    pub fn with_access(mut self, access: MetricsAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    pub fn access(&self) -> &MetricsAccess {
+        &self.access
     }
 
     /// Says what this process runs: `ticketgw_build_info{version, targets} 1`.

@@ -53,6 +53,8 @@ impl Modify for BearerAuth {
 /// A running application: its router plus handles to its parts (used by tests and the CLI).
 pub struct App {
     pub router: Router,
+    /// The process's metrics (for the `METRICS_LISTEN` listener).
+    pub metrics: Metrics,
     pub db: Db,
     pub users: Arc<UsersService>,
     pub events: Arc<EventsService>,
@@ -154,14 +156,14 @@ pub async fn build_with(
     let ui = tg_web::router(routes.clone(), settings.web(listen, payments.provider_names()));
     let routes = routes.merge(ui);
 
-    let metrics = Metrics::new().with_build_info("all");
+    let metrics = Metrics::new().with_build_info("all").with_access(settings.metrics_access());
     metrics.watch_pool("main", &db);
     let mut consumers = vec![payments.consumer(), notifications.consumer()];
     consumers.extend(extra_consumers);
     let messaging = Messaging::start(db.clone(), bus.clone(), consumers, settings.messaging(), metrics.registry())?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(db.clone())];
     let https = settings.users(listen).public_url.starts_with("https://");
-    let router = finish_router(routes, checks, metrics, https);
+    let router = finish_router(routes, checks, metrics.clone(), https);
     let mut background = vec![
         tokio::spawn(users.clone().run_maintenance()),
         tokio::spawn(events.clone().run_maintenance()),
@@ -170,7 +172,7 @@ pub async fn build_with(
         tokio::spawn(notifications.clone().run_dispatcher()),
     ];
     background.extend(messaging.tasks);
-    let app = App { router, db, users, events, bookings, payments, bus, background };
+    let app = App { router, metrics, db, users, events, bookings, payments, bus, background };
     if settings.demo.unwrap_or(false) {
         crate::demo::seed(&app).await?;
         tracing::info!("demo data loaded");

@@ -164,13 +164,27 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<()> {
             let https = tls.is_some();
             let listener = TcpListener::bind(s.listen()).await?;
             let addr = listener.local_addr()?;
+            let metrics_listener = match s.metrics_listen {
+                Some(at) => Some(TcpListener::bind(at).await?),
+                None => None,
+            };
+            // The metrics listener: plain HTTP (Prometheus inside the cluster), until shutdown.
+            let serve_metrics = |listener: Option<TcpListener>, metrics: tg_platform::metrics::Metrics| {
+                if let Some(listener) = listener {
+                    tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
+                    let router = tg_platform::http::metrics_router(metrics);
+                    tokio::spawn(app::serve_router(listener, router, None, shutdown_signal()));
+                }
+            };
             if targets != Targets::All {
                 let process = distributed::build(&s, addr, &targets).await?;
+                serve_metrics(metrics_listener, process.metrics.clone());
                 tracing::info!(%addr, %targets, https, startup_ms = started.elapsed().as_millis() as u64, "listening");
                 app::serve_router(listener, process.router.clone(), tls, shutdown_signal()).await?;
                 return Ok(());
             }
             let app = app::build(&s, addr).await?;
+            serve_metrics(metrics_listener, app.metrics.clone());
             tracing::info!(%addr, https, startup_ms = started.elapsed().as_millis() as u64, "listening");
             app::serve_router(listener, app.router.clone(), tls, shutdown_signal()).await?;
             app.db.close().await;

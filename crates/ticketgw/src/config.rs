@@ -24,6 +24,14 @@ pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TICKETGW_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// A separate address serving `/metrics` (and `/healthz`), which the main port then no longer serves,
+    /// e.g. `0.0.0.0:9090` for Prometheus inside the cluster.
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token that opens `/metrics` on the main port from anywhere (without it and without
+    /// METRICS_LISTEN, only callers on this machine may read it).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Directory for the SQLite file and uploads [default: ./data].
     #[arg(long, env = "TICKETGW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -56,6 +64,12 @@ pub struct Settings {
     /// A new signing key is created after this many days [default: 30].
     #[arg(long, env = "SIGNING_KEY_ROTATION_DAYS")]
     pub signing_key_rotation_days: Option<u64>,
+    /// 32 random bytes (base64) sealing the token signing keys in the database (AES-256-GCM); unset: stored unencrypted.
+    #[arg(long, env = "SIGNING_KEYS_SECRET", hide_env_values = true)]
+    pub signing_keys_secret: Option<String>,
+    /// The secret before the current one, while keys it sealed still verify (rotation; see README).
+    #[arg(long, env = "SIGNING_KEYS_SECRET_PREVIOUS", hide_env_values = true)]
+    pub signing_keys_secret_previous: Option<String>,
     /// Issuer URL of an external OpenID Connect provider (e.g. Keycloak realm); its tokens are then accepted.
     #[arg(long, env = "OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
@@ -226,6 +240,8 @@ impl Settings {
             self,
             file,
             listen,
+            metrics_listen,
+            metrics_token,
             data_dir,
             target,
             database_url,
@@ -236,6 +252,8 @@ impl Settings {
             access_token_ttl_secs,
             refresh_token_ttl_days,
             signing_key_rotation_days,
+            signing_keys_secret,
+            signing_keys_secret_previous,
             oidc_issuer,
             oidc_audience,
             oidc_leeway_secs,
@@ -392,6 +410,11 @@ impl Settings {
     }
 
     /// The users service's configuration; `listen` is the actual bound address (port 0 resolved).
+    /// Who may read `/metrics` on the main port.
+    pub fn metrics_access(&self) -> tg_platform::metrics::MetricsAccess {
+        tg_platform::metrics::MetricsAccess::from_settings(self.metrics_listen.is_some(), self.metrics_token.as_deref())
+    }
+
     pub fn users(&self, listen: SocketAddr) -> UsersConfig {
         let d = UsersConfig::default();
         let l = LoginLimits::default();
@@ -401,6 +424,10 @@ impl Settings {
             access_token_ttl: self.access_token_ttl_secs.map(secs).unwrap_or(d.access_token_ttl),
             refresh_token_ttl: self.refresh_token_ttl_days.map(|n| secs(n * 86_400)).unwrap_or(d.refresh_token_ttl),
             key_rotation: self.signing_key_rotation_days.map(|n| secs(n * 86_400)).unwrap_or(d.key_rotation),
+            signing_keys_secrets: tg_users::key_seal::SealSecrets {
+                current: self.signing_keys_secret.clone(),
+                previous: self.signing_keys_secret_previous.clone(),
+            },
             external_oidc: self.oidc_issuer.clone().map(|issuer| ExternalOidcConfig {
                 issuer,
                 audience: self.oidc_audience.clone().unwrap_or_else(|| "ticketgw".into()),

@@ -45,6 +45,8 @@ use crate::{
 /// A running microservice process: its router and its background work (stopped when dropped).
 pub struct Process {
     pub router: Router,
+    /// The process's metrics (for the `METRICS_LISTEN` listener).
+    pub metrics: Metrics,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -108,15 +110,15 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
     // Behind the gateway: the client's address is what the gateway (or the web process) saw.
     tg_platform::http::trust_forwarded_for(topology.trusted_proxies.clone());
     let runs = |t| targets.runs(t);
-    let metrics = Metrics::new().with_build_info(&targets.to_string());
+    let metrics = Metrics::new().with_build_info(&targets.to_string()).with_access(settings.metrics_access());
     let public_url = settings.public_url.clone().unwrap_or_default();
 
     if runs(Target::Gateway) {
         anyhow::ensure!(targets == &Targets::parse("gateway")?, "the gateway runs alone in its process");
         let verifier =
             Arc::new(RemoteVerifier::new(&public_url, topology.url(Service::Users), settings.oidc_issuer.as_deref()));
-        let router = tg_gateway::app(gateway_config(settings, &topology, verifier), metrics);
-        return Ok(Process { router, background: Vec::new() });
+        let router = tg_gateway::app(gateway_config(settings, &topology, verifier), metrics.clone());
+        return Ok(Process { router, metrics, background: Vec::new() });
     }
 
     let mut stores = Stores { settings, topology: &topology, open: Vec::new() };
@@ -298,8 +300,8 @@ pub async fn build(settings: &Settings, listen: SocketAddr, targets: &Targets) -
         metrics.watch_pool(store.name, &store.db);
         checks.push(Arc::new(store.db));
     }
-    let router = finish_router(routes, checks, metrics, public_url.starts_with("https://"));
-    Ok(Process { router, background })
+    let router = finish_router(routes, checks, metrics.clone(), public_url.starts_with("https://"));
+    Ok(Process { router, metrics, background })
 }
 
 /// The payment providers this deployment offers (the web UI's choice), from the settings alone.

@@ -35,6 +35,8 @@ const ALLOWED: [Algorithm; 7] = [
 pub struct ExternalIdentity {
     pub subject: String,
     pub email: Option<String>,
+    /// The provider's `email_verified`; absent counts as not.
+    pub email_verified: bool,
     pub name: Option<String>,
     pub roles: Vec<Role>,
 }
@@ -46,6 +48,8 @@ struct Claims {
     exp: i64,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    email_verified: bool,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -113,6 +117,7 @@ impl ExternalOidc {
         Ok(ExternalIdentity {
             subject: claims.sub,
             email: claims.email.map(|e| e.trim().to_lowercase()),
+            email_verified: claims.email_verified,
             name: claims.name.or(claims.preferred_username),
             roles,
         })
@@ -166,4 +171,18 @@ impl ExternalOidc {
         tracing::info!(keys = cache.keys.len(), "loaded external JWKS");
         Ok(())
     }
+}
+
+/// `email_verified` as providers send it: a boolean, or (some older ones) the string `"true"`.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Text(t) => t.eq_ignore_ascii_case("true"),
+    })
 }

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use base64::{engine::general_purpose::STANDARD as B64, engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::{
     rand::{SecureRandom, SystemRandom},
@@ -14,6 +14,7 @@ use tg_platform::{auth::Role, clock::now_ms};
 use tokio::sync::RwLock;
 
 use crate::{
+    key_seal::KeySeal,
     store::{KeyRow, Store},
     token_cache::{digest, TokenCache},
 };
@@ -37,6 +38,12 @@ pub struct AccessClaims {
     pub jti: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// OIDC's `email_verified`: the owner of `email` proved it.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// OIDC's `sid`: the sign-in session (refresh-token family) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub roles: Vec<Role>,
@@ -50,6 +57,24 @@ impl AccessClaims {
     pub fn service(&self) -> Option<&str> {
         let internal = self.scope.as_deref().is_some_and(|s| s.split(' ').any(|s| s == INTERNAL_SCOPE));
         (self.aud == SERVICE_AUDIENCE && internal).then(|| self.sub.strip_prefix("service:")).flatten()
+    }
+}
+
+/// Who an access token speaks for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+    pub name: &'a str,
+    pub roles: &'a [Role],
+    /// The sign-in session (refresh-token family) it is issued in.
+    pub session: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    /// A user without address or session (tests, tools).
+    pub fn user(user_id: &'a str, name: &'a str, roles: &'a [Role]) -> Subject<'a> {
+        Subject { user_id, email: None, email_verified: false, name, roles, session: None }
     }
 }
 
@@ -74,6 +99,7 @@ pub struct Issuer {
     pub access_ttl: Duration,
     rotation: Duration,
     store: Store,
+    seal: KeySeal,
     keys: RwLock<Arc<KeySet>>,
     last_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
     rng: SystemRandom,
@@ -83,11 +109,13 @@ pub struct Issuer {
 
 impl Issuer {
     /// Load the current keys, creating the first one (or a fresh one when the newest is due for rotation).
+    /// The private keys are stored sealed by `seal` (see [`KeySeal`]).
     pub async fn start(
         store: Store,
         issuer: String,
         access_ttl: Duration,
         rotation: Duration,
+        seal: KeySeal,
     ) -> anyhow::Result<Arc<Issuer>> {
         anyhow::ensure!(
             access_ttl <= MAX_TOKEN_LIFETIME,
@@ -95,12 +123,13 @@ impl Issuer {
             MAX_TOKEN_LIFETIME.as_secs()
         );
         let rng = SystemRandom::new();
-        let keys = load_or_rotate(&store, &rng, rotation, access_ttl).await?;
+        let keys = load_or_rotate(&store, &rng, &seal, rotation, access_ttl).await?;
         Ok(Arc::new(Issuer {
             issuer,
             access_ttl,
             rotation,
             store,
+            seal,
             keys: RwLock::new(Arc::new(keys)),
             last_reload: Default::default(),
             rng,
@@ -112,30 +141,26 @@ impl Issuer {
     /// instances at once: they add one key between them, and tokens signed by any verify on all (see
     /// [`load_or_rotate`]).
     pub async fn rotate_if_due(&self) -> anyhow::Result<()> {
-        let reload = load_or_rotate(&self.store, &self.rng, self.rotation, self.access_ttl).await?;
+        let reload = load_or_rotate(&self.store, &self.rng, &self.seal, self.rotation, self.access_ttl).await?;
         *self.last_reload.lock().await = Some(std::time::Instant::now());
         *self.keys.write().await = Arc::new(reload);
         Ok(())
     }
 
-    pub async fn mint_access(
-        &self,
-        user_id: &str,
-        email: Option<&str>,
-        name: &str,
-        roles: &[Role],
-    ) -> anyhow::Result<String> {
+    pub async fn mint_access(&self, who: &Subject<'_>) -> anyhow::Result<String> {
         let now = now_ms() / 1000;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
-            sub: user_id.to_owned(),
+            sub: who.user_id.to_owned(),
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
-            email: email.map(str::to_owned),
-            name: Some(name.to_owned()),
-            roles: roles.to_vec(),
+            email: who.email.map(str::to_owned),
+            email_verified: who.email.is_some() && who.email_verified,
+            sid: who.session.map(str::to_owned),
+            name: Some(who.name.to_owned()),
+            roles: who.roles.to_vec(),
             scope: None,
         };
         self.sign(&claims).await
@@ -152,6 +177,8 @@ impl Issuer {
             exp: now + SERVICE_TOKEN_TTL.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
             email: None,
+            email_verified: false,
+            sid: None,
             name: None,
             roles: Vec::new(),
             scope: Some(INTERNAL_SCOPE.into()),
@@ -220,17 +247,17 @@ impl Issuer {
         serde_json::json!({ "keys": keys })
     }
 
-    /// A fresh opaque refresh token and the hash under which it is stored.
-    pub fn new_refresh_token(&self) -> (String, String) {
+    /// A fresh opaque token (refresh token, account link) and the hash under which it is stored.
+    pub fn new_opaque_token(&self) -> (String, String) {
         let mut bytes = [0u8; 32];
         self.rng.fill(&mut bytes).expect("system RNG");
         let token = B64URL.encode(bytes);
-        let hash = hash_refresh_token(&token);
+        let hash = hash_opaque_token(&token);
         (token, hash)
     }
 }
 
-pub fn hash_refresh_token(token: &str) -> String {
+pub fn hash_opaque_token(token: &str) -> String {
     B64URL.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
 }
 
@@ -254,6 +281,7 @@ const VERIFY_MARGIN: Duration = Duration::from_secs(2 * KEYS_RELOAD_EVERY.as_sec
 async fn load_or_rotate(
     store: &Store,
     rng: &SystemRandom,
+    seal: &KeySeal,
     rotation: Duration,
     access_ttl: Duration,
 ) -> anyhow::Result<KeySet> {
@@ -264,9 +292,10 @@ async fn load_or_rotate(
     if rows.first().is_none_or(|k| k.created_at <= fresh_since) {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng).map_err(|_| anyhow::anyhow!("generating Ed25519 key"))?;
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("parsing new key"))?;
+        let kid = format!("k-{}", uuid::Uuid::now_v7().simple());
         let row = KeyRow {
-            kid: format!("k-{}", uuid::Uuid::now_v7().simple()),
-            private_pkcs8: B64.encode(pkcs8.as_ref()),
+            private_pkcs8: seal.seal(&kid, pkcs8.as_ref())?,
+            kid,
             public_key: B64URL.encode(pair.public_key().as_ref()),
             created_at: now,
         };
@@ -280,8 +309,8 @@ async fn load_or_rotate(
         .find(|k| now - k.created_at >= SIGN_AFTER.as_millis() as i64)
         .or(rows.first())
         .ok_or_else(|| anyhow::anyhow!("no token signing key"))?;
-    let signing =
-        SigningKey { kid: signer.kid.clone(), encoding: EncodingKey::from_ed_der(&B64.decode(&signer.private_pkcs8)?) };
+    let private = seal.open(&signer.kid, &signer.private_pkcs8)?;
+    let signing = SigningKey { kid: signer.kid.clone(), encoding: EncodingKey::from_ed_der(&private) };
     let verify = rows
         .iter()
         .map(|r| {
@@ -332,6 +361,8 @@ impl From<AccessClaims> for tg_platform::auth::Principal {
         tg_platform::auth::Principal {
             user_id: c.sub,
             email: c.email,
+            email_verified: c.email_verified,
+            session_id: c.sid,
             display_name: c.name,
             roles: c.roles,
             service,
@@ -355,10 +386,12 @@ mod tests {
         let store = store().await;
         let ttl = Duration::from_secs(60);
         // A rotation period of zero makes every rotation check create a new key.
-        let issuer = Issuer::start(store.clone(), "https://tg.test".into(), ttl, Duration::ZERO).await.unwrap();
-        let before = issuer.mint_access("u1", None, "U", &[Role::User]).await.unwrap();
+        let issuer = Issuer::start(store.clone(), "https://tg.test".into(), ttl, Duration::ZERO, KeySeal::plain())
+            .await
+            .unwrap();
+        let before = issuer.mint_access(&Subject::user("u1", "U", &[Role::User])).await.unwrap();
         issuer.rotate_if_due().await.unwrap();
-        let after = issuer.mint_access("u1", None, "U", &[Role::User]).await.unwrap();
+        let after = issuer.mint_access(&Subject::user("u1", "U", &[Role::User])).await.unwrap();
         let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
         assert_ne!(kid(&before), kid(&after), "new tokens are signed with the new key");
         let jwks = issuer.jwks().await;
@@ -369,17 +402,24 @@ mod tests {
         assert_eq!(issuer.verify(&after).await.unwrap().sub, "u1");
 
         // A second instance on the same store signs with the newest key and trusts both.
-        let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600)).await.unwrap();
+        let other = Issuer::start(store, "https://tg.test".into(), ttl, Duration::from_secs(3600), KeySeal::plain())
+            .await
+            .unwrap();
         assert!(other.verify(&before).await.is_ok());
         assert!(other.verify(&after).await.is_ok());
     }
 
     #[tokio::test]
     async fn tokens_not_yet_valid_issued_ahead_or_living_too_long_are_refused() {
-        let issuer =
-            Issuer::start(store().await, "https://tg.test".into(), Duration::from_secs(900), Duration::from_secs(3600))
-                .await
-                .unwrap();
+        let issuer = Issuer::start(
+            store().await,
+            "https://tg.test".into(),
+            Duration::from_secs(900),
+            Duration::from_secs(3600),
+            KeySeal::plain(),
+        )
+        .await
+        .unwrap();
         let now = now_ms() / 1000;
         let sign = |extra: serde_json::Value| {
             let issuer = issuer.clone();

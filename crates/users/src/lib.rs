@@ -4,10 +4,12 @@
 //! Other services talk to it only through [`UsersService`]'s public methods (and the
 //! [`TokenVerifier`] it implements); its tables (`users_*`) are its own.
 
+pub mod account;
 pub mod api;
 pub mod external;
 pub mod internal;
 pub mod issuer;
+pub mod key_seal;
 pub mod model;
 pub mod password;
 pub mod ratelimit;
@@ -28,6 +30,7 @@ use tg_platform::{
 use crate::{
     external::{ExternalOidc, ExternalOidcConfig},
     issuer::Issuer,
+    key_seal::{KeySeal, SealSecrets},
     model::{Email, OrganizerProfile, Password, UserView},
     ratelimit::{LoginLimiter, LoginLimits, RegisterLimiter, RegisterLimits},
     recaptcha::{Recaptcha, RecaptchaConfig},
@@ -55,6 +58,8 @@ pub struct UsersConfig {
     pub register_limits: RegisterLimits,
     /// Services that may get a service token with the client-credentials grant.
     pub service_clients: Vec<ServiceClient>,
+    /// Secrets sealing the token signing keys at rest (see [`key_seal`]).
+    pub signing_keys_secrets: SealSecrets,
 }
 
 /// A registered service client: its id and secret (client-credentials grant).
@@ -82,6 +87,7 @@ impl Default for UsersConfig {
             login_limits: LoginLimits::default(),
             register_limits: RegisterLimits::default(),
             service_clients: Vec::new(),
+            signing_keys_secrets: SealSecrets::default(),
         }
     }
 }
@@ -116,7 +122,15 @@ impl UsersService {
     pub async fn start(db: Db, bus: Bus, config: UsersConfig) -> anyhow::Result<Arc<UsersService>> {
         let store = Store { db };
         let public_url = config.public_url.trim_end_matches('/').to_owned();
-        let issuer = Issuer::start(store.clone(), public_url, config.access_token_ttl, config.key_rotation).await?;
+        let secrets = &config.signing_keys_secrets;
+        let seal = KeySeal::new(secrets.current.as_deref(), secrets.previous.as_deref())?;
+        if !seal.seals() && matches!(store.db, tg_platform::db::Db::Postgres(_)) {
+            tracing::warn!(
+                "token signing keys are stored unencrypted: set SIGNING_KEYS_SECRET (32 random bytes, base64)"
+            );
+        }
+        let issuer =
+            Issuer::start(store.clone(), public_url, config.access_token_ttl, config.key_rotation, seal).await?;
         let svc = Arc::new(UsersService {
             store,
             issuer,
@@ -143,7 +157,8 @@ impl UsersService {
         }
     }
 
-    /// Create a local account (CLI `user create`, demo data, registration).
+    /// Create a local account whose address counts as verified (CLI `user create`, demo data: an
+    /// operator vouches for it). People registering themselves go through [`UsersService::register`].
     pub async fn create_user(
         &self,
         email: &str,
@@ -155,7 +170,7 @@ impl UsersService {
         let password = Password::parse(password).map_err(CreateUserError::Password)?;
         let display_name = model::parse_display_name(display_name).map_err(CreateUserError::DisplayName)?;
         let hash = password::hash(&password).await?;
-        match self.store.create_account(email.as_str(), &display_name, &hash, roles).await {
+        match self.store.create_account(email.as_str(), &display_name, &hash, roles, None).await {
             Ok(row) => {
                 self.bus.committed();
                 Ok(self.view(row).await.map_err(anyhow::Error::from)?)
@@ -203,6 +218,7 @@ impl UsersService {
         let organizer_id = self.store.organizer_by_user(&row.id).await?.map(|o| o.id);
         Ok(UserView {
             id: row.id,
+            email_verified: row.email.is_some() && row.email_verified_at.is_some(),
             email: row.email,
             display_name: row.display_name,
             language: row.language,
@@ -255,11 +271,13 @@ impl TokenVerifier for UsersService {
                 let name = id.name.clone().or_else(|| id.email.clone()).unwrap_or_else(|| id.subject.clone());
                 let user_id = self
                     .store
-                    .upsert_external(&ext.config.issuer, &id.subject, id.email.as_deref(), &name)
+                    .upsert_external(&ext.config.issuer, &id.subject, id.email.as_deref(), id.email_verified, &name)
                     .await
                     .map_err(|e| AuthError::Unavailable(format!("user store: {e}")))?;
                 Ok(Principal {
                     user_id,
+                    email_verified: id.email.is_some() && id.email_verified,
+                    session_id: None,
                     email: id.email,
                     display_name: Some(name),
                     roles: id.roles,

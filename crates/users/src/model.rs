@@ -121,6 +121,10 @@ impl Validator {
 pub struct UserView {
     pub id: String,
     pub email: Option<String>,
+    /// Whether the owner of `email` proved it (the link we e-mailed, or the outside provider says
+    /// so). Door-staff, invite and organizer rights by address need a verified one.
+    #[serde(default)]
+    pub email_verified: bool,
     pub display_name: String,
     pub language: String,
     pub roles: Vec<Role>,

@@ -130,6 +130,8 @@ impl RemoteVerifier {
                 Ok(Principal {
                     user_id: me.id,
                     email: me.email,
+                    email_verified: me.email_verified,
+                    session_id: None,
                     display_name: Some(me.display_name),
                     roles: me.roles,
                     service: None,

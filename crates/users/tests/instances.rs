@@ -9,7 +9,11 @@ use tg_platform::{
     testing::{fresh_db, TestDb},
     with_db,
 };
-use tg_users::{issuer::Issuer, store::Store};
+use tg_users::{
+    issuer::{Issuer, Subject},
+    key_seal::KeySeal,
+    store::Store,
+};
 
 const ISS: &str = "https://tg.test";
 const TTL: Duration = Duration::from_secs(900);
@@ -43,7 +47,7 @@ fn kid(token: &str) -> String {
 /// Tokens minted by each instance verify on each.
 async fn trust_each_other(instances: &[Arc<Issuer>]) {
     for (i, signer) in instances.iter().enumerate() {
-        let token = signer.mint_access(&format!("u{i}"), None, "U", &[Role::User]).await.unwrap();
+        let token = signer.mint_access(&Subject::user(&format!("u{i}"), "U", &[Role::User])).await.unwrap();
         for verifier in instances {
             assert_eq!(verifier.verify(&token).await.map(|c| c.sub), Ok(format!("u{i}")));
         }
@@ -57,9 +61,9 @@ async fn instances_rotating_at_once_add_one_key_between_them() {
     let test = test_db().await;
     let (a, b, c) = (store(&test).await, store(&test).await, store(&test).await);
     let (a, b, c) = tokio::join!(
-        Issuer::start(a, ISS.into(), TTL, ROTATION),
-        Issuer::start(b, ISS.into(), TTL, ROTATION),
-        Issuer::start(c, ISS.into(), TTL, ROTATION)
+        Issuer::start(a, ISS.into(), TTL, ROTATION, sealed()),
+        Issuer::start(b, ISS.into(), TTL, ROTATION, sealed()),
+        Issuer::start(c, ISS.into(), TTL, ROTATION, sealed())
     );
     let instances = [a.unwrap(), b.unwrap(), c.unwrap()];
     assert_eq!(keys(&test).await, 1, "one first key");
@@ -81,9 +85,9 @@ async fn instances_rotating_at_once_add_one_key_between_them() {
 #[tokio::test]
 async fn a_new_key_signs_only_once_every_instance_knows_it() {
     let test = test_db().await;
-    let a = Issuer::start(store(&test).await, ISS.into(), TTL, ROTATION).await.unwrap();
-    let b = Issuer::start(store(&test).await, ISS.into(), TTL, ROTATION).await.unwrap();
-    let old = kid(&a.mint_access("u1", None, "U", &[Role::User]).await.unwrap());
+    let a = Issuer::start(store(&test).await, ISS.into(), TTL, ROTATION, sealed()).await.unwrap();
+    let b = Issuer::start(store(&test).await, ISS.into(), TTL, ROTATION, sealed()).await.unwrap();
+    let old = kid(&a.mint_access(&Subject::user("u1", "U", &[Role::User])).await.unwrap());
     // B looks at the keys (its maintenance pass, or an unknown key id); it will not look again for
     // a while.
     b.rotate_if_due().await.unwrap();
@@ -93,7 +97,12 @@ async fn a_new_key_signs_only_once_every_instance_knows_it() {
     let published: Vec<String> =
         a.jwks().await["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
     assert_eq!(published.len(), 2, "the new key is published at once");
-    let token = a.mint_access("u2", None, "U", &[Role::User]).await.unwrap();
+    let token = a.mint_access(&Subject::user("u2", "U", &[Role::User])).await.unwrap();
     assert_eq!(b.verify(&token).await.map(|c| c.sub), Ok("u2".to_owned()));
     assert_eq!(kid(&token), old, "the new key signs nothing yet");
+}
+
+/// Every instance seals the keys with the one secret they share (`SIGNING_KEYS_SECRET`).
+fn sealed() -> KeySeal {
+    KeySeal::new(Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), None).unwrap()
 }

@@ -288,17 +288,46 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Seconds until a JWT's `exp`, read without verifying it: only to decide when to refresh. The API
-/// verifies every token it is given.
-fn seconds_left(jwt: &str) -> Option<i64> {
+/// A claim of a JWT, read without verifying it: only for what the API checks again (when to refresh,
+/// which session a form belongs to). The API verifies every token it is given.
+fn unverified_claim(jwt: &str, claim: &str) -> Option<serde_json::Value> {
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let exp = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_i64()?;
-    Some(exp - jiff::Timestamp::now().as_second())
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get(claim).cloned()
+}
+
+/// Seconds until a JWT's `exp`.
+fn seconds_left(jwt: &str) -> Option<i64> {
+    Some(unverified_claim(jwt, "exp")?.as_i64()? - jiff::Timestamp::now().as_second())
+}
+
+/// The CSRF token of a signed-in visitor's forms: the cookie's random token bound to the sign-in
+/// session (`sid` of the HttpOnly access token). A token planted in the cookie jar (a neighbouring
+/// site, a sign-in on a shared computer) does not give the forms' token, which needs the session too;
+/// a new session gets new tokens. Anonymous forms (sign-in, registration) use the cookie's token.
+fn session_csrf(cookie_token: &str, access_token: &str) -> Option<String> {
+    let sid = unverified_claim(access_token, "sid")?;
+    let sid = sid.as_str()?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in ["tg-csrf", cookie_token, sid] {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.finish()))
+}
+
+/// The name a cookie goes by: with the `__Host-` prefix over HTTPS, which browsers accept only from a
+/// secure origin, for the whole site and no other (sub)domain: a neighbour cannot plant or widen it.
+pub fn cookie_name(web: &Web, name: &'static str) -> std::borrow::Cow<'static, str> {
+    if web.config.secure_cookies {
+        format!("__Host-{name}").into()
+    } else {
+        name.into()
+    }
 }
 
 fn cookie(web: &Web, name: &'static str, value: String, max_age_secs: i64, same_site: SameSite) -> Cookie<'static> {
-    Cookie::build((name, value))
+    Cookie::build((cookie_name(web, name), value))
         .path("/")
         .http_only(true)
         .secure(web.config.secure_cookies)
@@ -386,14 +415,15 @@ fn return_path(req: &Request) -> String {
 pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Request, next: Next) -> Response {
     let mut set = Vec::new();
     let lang = jar
-        .get(LANG_COOKIE)
+        .get(&cookie_name(&web, LANG_COOKIE))
         .and_then(|c| Lang::parse(c.value()))
         .or_else(|| {
             let header = req.headers().get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
             Some(Lang::from_accept_language(header))
         })
         .unwrap_or(Lang::En);
-    let csrf = match jar.get(CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| is_csrf_token(v)) {
+    let csrf = match jar.get(&cookie_name(&web, CSRF_COOKIE)).map(|c| c.value().to_owned()).filter(|v| is_csrf_token(v))
+    {
         Some(token) => token,
         None => {
             let token = random_token();
@@ -405,11 +435,11 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
     };
     let peer =
         tg_platform::http::client_ip(req.extensions(), req.headers()).map(|ip| ConnectInfo(SocketAddr::new(ip, 0)));
-    let mut token = jar.get(ACCESS_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-    let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-    // Signing out needs no fresh session (and must not get one back).
-    let signing_out = req.uri().path() == "/logout";
-    if !signing_out && token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
+    let mut token = jar.get(&cookie_name(&web, ACCESS_COOKIE)).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
+    let refresh = jar.get(&cookie_name(&web, REFRESH_COOKIE)).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
+    // Signing out refreshes an expired session too: its forms' token is bound to the session. The
+    // sign-out then ends the whole chain and clears the cookies (a page's cookies win over these).
+    if token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
         if let Some(refresh_token) = refresh {
             match refresh_session(&web, peer, &refresh_token).await {
                 Ok(tokens) => {
@@ -444,6 +474,9 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
             }
             Err(p) => return crate::pages::error_page(&ctx, &p),
         }
+    }
+    if let Some(bound) = ctx.token.as_deref().and_then(|t| session_csrf(&ctx.csrf, t)) {
+        ctx.csrf = bound;
     }
     req.extensions_mut().insert(ctx);
     let mut res = next.run(req).await;
@@ -533,6 +566,17 @@ impl<S: Send + Sync> FromRequest<S> for CsrfForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_in_visitors_csrf_token_needs_the_session() {
+        let jwt = |claims: &str| format!("h.{}.s", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims));
+        let a = session_csrf("cookie", &jwt(r#"{"sid":"session-a"}"#)).unwrap();
+        assert_ne!(a, "cookie");
+        assert_eq!(Some(a.clone()), session_csrf("cookie", &jwt(r#"{"sid":"session-a"}"#)));
+        assert_ne!(Some(a.clone()), session_csrf("cookie", &jwt(r#"{"sid":"session-b"}"#)), "another session");
+        assert_ne!(Some(a), session_csrf("planted", &jwt(r#"{"sid":"session-a"}"#)), "another cookie");
+        assert_eq!(session_csrf("cookie", &jwt(r#"{"sub":"u"}"#)), None, "no session: the cookie's token");
+    }
 
     #[test]
     fn field_errors_match_the_field_and_paths_below_it() {

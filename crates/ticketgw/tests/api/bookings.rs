@@ -167,7 +167,9 @@ async fn hold_pay_ticket_and_scan() {
     assert_eq!(scan("garbage", "n4", "A", &organizer).await.json::<Value>().await.unwrap()["result"], "forged");
     // Only the organizer, admins and door staff scan.
     assert_problem(scan(token, "n5", "A", &buyer).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let mut bus = app.app.bus.subscribe();
     app.register("door@example.com", "correct horse battery", "Door").await;
+    let verification = crate::helpers::account_mail(&mut bus, "verify_email").await;
     let door =
         app.login("door@example.com", "correct horse battery").await["access_token"].as_str().unwrap().to_owned();
     assert_problem(
@@ -180,6 +182,20 @@ async fn hold_pay_ticket_and_scan() {
         .send(Method::PUT, "/api/v1/events/evt-t1/staff", Some(&organizer), &json!({"emails": ["Door@example.com"]}))
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    // Appointed by address, but the address is not proven yet: whoever registered it first gains nothing.
+    assert_problem(
+        scan(tickets[1]["token"].as_str().unwrap(), "n6", "B", &door).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let link = crate::helpers::link_token(&verification);
+    assert_eq!(
+        app.post("/api/v1/auth/verify-email", None, &json!({"token": link})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let door =
+        app.login("door@example.com", "correct horse battery").await["access_token"].as_str().unwrap().to_owned();
     // A ticket whose QR will not scan is let in by its printed code, typed as it comes.
     let code = tickets[1]["code"].as_str().unwrap();
     let typed = format!(" {}-{} ", code[..5].to_lowercase(), &code[5..]);

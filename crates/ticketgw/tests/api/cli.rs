@@ -174,3 +174,35 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_invarian
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// `METRICS_LISTEN`: `/metrics` on a port of its own, and no longer on the service port.
+#[tokio::test]
+async fn metrics_listen_moves_metrics_to_their_own_port() {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (main, metrics) = (free(), free());
+    let dir = std::env::temp_dir().join(format!("tg-metrics-{}", uuid::Uuid::new_v4().simple()));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ticketgw"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("TICKETGW_DATA_DIR", &dir)
+        .env("TICKETGW_LISTEN", main.to_string())
+        .env("METRICS_LISTEN", metrics.to_string())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !http.get(format!("http://{main}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let res = http.get(format!("http://{metrics}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("ticketgw_build_info"));
+    let res = http.get(format!("http://{main}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND, "not on the service port, even from this machine");
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

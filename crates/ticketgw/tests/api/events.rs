@@ -266,10 +266,14 @@ async fn ownership_and_visibility() {
 async fn unlisted_and_private_events() {
     let app = spawn_app().await;
     let (_, organizer) = demo_organizer(&app).await;
-    app.register("guest@example.com", "correct horse battery", "Guest").await;
+    app.register_verified("guest@example.com", "correct horse battery", "Guest").await;
     let guest =
         app.login("guest@example.com", "correct horse battery").await["access_token"].as_str().unwrap().to_owned();
     let (_, stranger) = app.user_with(&[]).await;
+    // Whoever registered an invited address without proving it is a stranger.
+    app.register("guest2@example.com", "correct horse battery", "Not yet").await;
+    let unproven =
+        app.login("guest2@example.com", "correct horse battery").await["access_token"].as_str().unwrap().to_owned();
 
     let mut unlisted = event_doc(1);
     unlisted["visibility"] = json!("unlisted");
@@ -285,10 +289,16 @@ async fn unlisted_and_private_events() {
     assert_eq!(app.get("/api/v1/events/test-event-2", Some(&guest)).await.status(), StatusCode::NOT_FOUND);
 
     let res = app
-        .send(Method::PUT, "/api/v1/events/evt-t2/invites", Some(&organizer), &json!({"emails": ["Guest@Example.com"]}))
+        .send(
+            Method::PUT,
+            "/api/v1/events/evt-t2/invites",
+            Some(&organizer),
+            &json!({"emails": ["Guest@Example.com", "guest2@example.com"]}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(app.get("/api/v1/events/test-event-2", Some(&guest)).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/api/v1/events/test-event-2", Some(&unproven)).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.get("/api/v1/events/test-event-2", Some(&stranger)).await.status(), StatusCode::NOT_FOUND);
     assert_problem(app.get("/api/v1/events/evt-t2/invites", Some(&guest)).await, StatusCode::FORBIDDEN, "forbidden")
         .await;

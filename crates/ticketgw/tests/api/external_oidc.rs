@@ -97,6 +97,7 @@ async fn provider_tokens_are_accepted_with_their_roles() {
     assert_eq!(res.status(), StatusCode::OK);
     let me: Value = res.json().await.unwrap();
     assert_eq!(me["email"], "kc-user@example.test");
+    assert_eq!(me["email_verified"], false, "the provider does not say `email_verified`");
     assert_eq!(me["display_name"], "KC User");
     assert_eq!(me["roles"], json!(["user"]));
     assert_eq!(me["identity_provider"], provider.issuer);
@@ -104,6 +105,11 @@ async fn provider_tokens_are_accepted_with_their_roles() {
     let again: Value =
         app.get("/api/v1/me", Some(&token(&provider, "tg-user", AUDIENCE).await)).await.json().await.unwrap();
     assert_eq!(again["id"], me["id"]);
+
+    // Its `email_verified: true` is believed.
+    let organizer = token(&provider, "tg-organizer", AUDIENCE).await;
+    let me: Value = app.get("/api/v1/me", Some(&organizer)).await.json().await.unwrap();
+    assert_eq!((me["email"].as_str(), me["email_verified"].as_bool()), (Some("kc-organizer@example.test"), Some(true)));
 
     // Roles come from realm_access.roles.
     let admin = token(&provider, "tg-admin", AUDIENCE).await;

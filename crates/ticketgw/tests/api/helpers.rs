@@ -104,6 +104,15 @@ impl TestApp {
             .await
     }
 
+    /// Register through the API and follow the verification link of the mail it sends.
+    pub async fn register_verified(&self, email: &str, password: &str, name: &str) {
+        let mut bus = self.app.bus.subscribe();
+        assert_eq!(self.register(email, password, name).await.status(), StatusCode::ACCEPTED);
+        let mail = account_mail(&mut bus, "verify_email").await;
+        let res = self.post("/api/v1/auth/verify-email", None, &json!({"token": link_token(&mail)})).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "verification of {email}");
+    }
+
     /// Log in and return the token response body.
     pub async fn login(&self, email: &str, password: &str) -> Value {
         let res = self.post("/api/v1/auth/login", None, &json!({"email": email, "password": password})).await;
@@ -132,6 +141,29 @@ impl TestApp {
         let tokens = self.login(&email, "a long password").await;
         (user.id, tokens["access_token"].as_str().unwrap().to_owned())
     }
+}
+
+/// The payload of the next `user.account_mail` of `kind` (`verify_email`, `reset_password`, …) the
+/// relay delivers; panics after 10 s.
+pub async fn account_mail(
+    bus: &mut tokio::sync::broadcast::Receiver<tg_platform::bus::DomainEvent>,
+    kind: &str,
+) -> Value {
+    let wait = async {
+        loop {
+            let m = bus.recv().await.expect("bus open");
+            if m.routing_key == "user.account_mail" && m.payload["kind"] == kind {
+                return m.payload;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.unwrap_or_else(|_| panic!("no {kind} mail"))
+}
+
+/// The single-use token in a mail's link.
+pub fn link_token(mail: &Value) -> String {
+    let link = mail["link"].as_str().expect("the mail carries a link");
+    link.split_once("?token=").expect("a token in the link").1.to_owned()
 }
 
 /// Assert a problem+json answer with `status` and `code`; returns the body.

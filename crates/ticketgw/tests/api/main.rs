@@ -1,6 +1,7 @@
 //! Integration tests: the whole application over real HTTP, on a fresh database per test.
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` is set (see README).
 
+mod accounts;
 mod admin;
 mod auth;
 mod backup;

@@ -298,7 +298,7 @@ impl Cluster {
 
     pub async fn register(&self, email: &str) -> String {
         let body = json!({"email": email, "password": "a long password", "display_name": email});
-        self.json(Method::POST, "/api/v1/auth/register", None, Some(&body), StatusCode::CREATED).await;
+        self.json(Method::POST, "/api/v1/auth/register", None, Some(&body), StatusCode::ACCEPTED).await;
         self.login(email, "a long password").await
     }
 

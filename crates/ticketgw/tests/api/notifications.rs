@@ -106,11 +106,11 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 async fn register(app: &TestApp, email: &str) -> String {
     let res = app.register(email, "a long password", "Sok Dara").await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
     app.login(email, "a long password").await["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn buy_and_pay(app: &TestApp, token: &str) -> String {
+pub(crate) async fn buy_and_pay(app: &TestApp, token: &str) -> String {
     let hold: Value = book(app, token, "n-1", &items("evt-t1", &[("vip", 2)])).await.json().await.unwrap();
     let booking = hold["id"].as_str().unwrap().to_owned();
     let pay: Value = app

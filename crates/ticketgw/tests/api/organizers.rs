@@ -21,7 +21,7 @@ fn profile() -> Value {
 async fn apply_approve_and_manage_profile() {
     let app = spawn_app().await;
     let (_, admin) = app.user_with(&[Role::Admin]).await;
-    app.register("org@example.com", "correct horse battery", "Org").await;
+    app.register_verified("org@example.com", "correct horse battery", "Org").await;
     let applicant =
         app.login("org@example.com", "correct horse battery").await["access_token"].as_str().unwrap().to_owned();
     let (_, stranger) = app.user_with(&[]).await;

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -52,6 +52,40 @@ async fn metrics_count_requests_per_route_template_and_status() {
         .unwrap_or_else(|| panic!("no counter line in\n{text}"));
     assert!(line.ends_with(" 3"), "{line}");
     assert!(text.contains("http_request_duration_seconds_bucket{"));
+}
+
+/// `/metrics` is not for anyone on the internet: with `METRICS_TOKEN` it needs the token; without, only
+/// this machine reads it (the tests' loopback calls, see above).
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set() {
+    let app = spawn_with(|s| s.metrics_token = Some("scrape-me-please-0123456789".into())).await;
+    let scrape = |auth: Option<&'static str>| {
+        let mut req = app.http.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    assert_problem(scrape(None).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_problem(scrape(Some("Bearer wrong")).await, StatusCode::NOT_FOUND, "not_found").await;
+    let res = scrape(Some("Bearer scrape-me-please-0123456789")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("ticketgw_build_info"));
+}
+
+#[test]
+fn metrics_on_the_service_port_follow_the_access_setting() {
+    use tg_platform::metrics::MetricsAccess;
+    let outside: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let default = MetricsAccess::from_settings(false, None);
+    assert!(default.allows(Some(local), None) && default.allows(Some("::1".parse().unwrap()), None));
+    assert!(!default.allows(Some(outside), None) && !default.allows(None, None));
+    let token = MetricsAccess::from_settings(false, Some("t0k"));
+    assert!(token.allows(Some(outside), Some(b"Bearer t0k")));
+    assert!(!token.allows(Some(local), None) && !token.allows(Some(outside), Some(b"Bearer t0")));
+    let elsewhere = MetricsAccess::from_settings(true, Some("t0k"));
+    assert!(!elsewhere.allows(Some(local), Some(b"Bearer t0k")), "a listener of its own serves it");
 }
 
 #[tokio::test]

@@ -88,7 +88,7 @@ async fn register_and_login_require_a_passing_recaptcha() {
     assert!(app.app.users.create_user("human@example.com", "correct horse battery", "Probe", &[]).await.is_ok());
 
     let body = json!({"email": "second@example.com", "password": "correct horse battery", "display_name": "H2", "recaptcha_token": "human-register"});
-    assert_eq!(app.post("/api/v1/auth/register", None, &body).await.status(), StatusCode::CREATED);
+    assert_eq!(app.post("/api/v1/auth/register", None, &body).await.status(), StatusCode::ACCEPTED);
 
     let login = |token: &str| json!({"email": "second@example.com", "password": "correct horse battery", "recaptcha_token": token});
     assert_problem(

@@ -18,6 +18,8 @@ struct Browser {
     http: Client,
     base: String,
     cookies: BTreeMap<String, String>,
+    /// The CSRF token of the forms on the last page that had one (signed in, it is bound to the session).
+    form_csrf: Option<String>,
 }
 
 struct Page {
@@ -35,7 +37,15 @@ impl Page {
 impl Browser {
     fn new(app: &TestApp) -> Browser {
         let http = Client::builder().redirect(Policy::none()).build().unwrap();
-        Browser { http, base: app.base.clone(), cookies: BTreeMap::new() }
+        Browser { http, base: app.base.clone(), cookies: BTreeMap::new(), form_csrf: None }
+    }
+
+    /// The CSRF token forms carry now, as a page shows it (one is fetched when the session changed).
+    async fn csrf(&mut self) -> String {
+        if self.form_csrf.is_none() {
+            self.get("/").await;
+        }
+        self.form_csrf.clone().unwrap_or_default()
     }
 
     fn cookie_header(&self) -> String {
@@ -52,9 +62,15 @@ impl Browser {
             } else {
                 self.cookies.insert(name.to_owned(), value.to_owned());
             }
+            // A new session, or a new cookie token: the forms' token changes.
+            self.form_csrf = None;
         }
         let (status, headers) = (res.status(), res.headers().clone());
-        Page { status, headers, body: res.text().await.unwrap() }
+        let body = res.text().await.unwrap();
+        if let Some((_, rest)) = body.split_once("<meta name=\"csrf-token\" content=\"") {
+            self.form_csrf = rest.split_once('"').map(|(token, _)| token.to_owned());
+        }
+        Page { status, headers, body }
     }
 
     async fn get(&mut self, path: &str) -> Page {
@@ -65,7 +81,7 @@ impl Browser {
 
     /// Post a form; the CSRF token is added unless `fields` has its own `csrf`.
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let csrf = self.cookies.get("tg_csrf").cloned().unwrap_or_default();
+        let csrf = self.csrf().await;
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         if !fields.iter().any(|(k, _)| *k == "csrf") {
             form.push(("csrf", &csrf));
@@ -560,6 +576,7 @@ async fn organizers_upload_a_banner_from_the_dashboard() {
     let png: &[u8] = include_bytes!("../../../web/assets/icon-192.png");
     let mut b = Browser::new(&app);
     b.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let session_csrf = b.csrf().await;
     let upload = |csrf: String, cookies: String| {
         b.http
             .put(format!("{}/organizer/events/evt-t5/banner", b.base))
@@ -571,7 +588,10 @@ async fn organizers_upload_a_banner_from_the_dashboard() {
     };
     let res = upload("forged".into(), b.cookie_header()).await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The signed-in page's token, not the cookie's: forms of a session carry its own.
     let res = upload(b.cookies["tg_csrf"].clone(), b.cookie_header()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "the cookie's token alone is not the session's");
+    let res = upload(session_csrf, b.cookie_header()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let doc: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
     let banner = doc["media"]["banner"].as_str().unwrap();
@@ -583,12 +603,13 @@ async fn organizers_upload_a_banner_from_the_dashboard() {
     let (email, _) = user(&app).await;
     let mut other = Browser::new(&app);
     other.sign_in(&email, "a long password").await;
+    let csrf = other.csrf().await;
     let res = other
         .http
         .put(format!("{}/organizer/events/evt-t5/banner", other.base))
         .header(header::COOKIE, other.cookie_header())
         .header(header::CONTENT_TYPE, "image/png")
-        .header("x-csrf-token", other.cookies["tg_csrf"].clone())
+        .header("x-csrf-token", csrf)
         .body(png.to_vec())
         .send()
         .await
@@ -609,7 +630,15 @@ async fn notice_channels_and_door_staff_are_set_from_their_forms() {
     let page = b.post("/account/channels", &[("telegram_chat_id", "12345"), ("phone", "+85512345678")]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let channels: Value = app.get("/api/v1/me/notification-channels", Some(&token)).await.json().await.unwrap();
-    assert_eq!(channels, json!({"telegram_chat_id": "12345", "phone": "+85512345678"}));
+    assert_eq!(
+        channels,
+        json!({"telegram_chat_id": "12345", "telegram_confirmed": false, "phone": "+85512345678", "phone_confirmed": false})
+    );
+    // Each waits for the code sent there; a wrong one is shown on the page.
+    let page = b.get("/account").await;
+    assert!(page.body.contains("id=\"code-telegram\"") && page.body.contains("id=\"code-sms\""), "{}", page.body);
+    let page = b.post("/account/channels/confirm", &[("channel", "telegram"), ("code", "not-it")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // The organizer appoints this user as door staff; the scanner then accepts their scans.
     let mut organizer = Browser::new(&app);
@@ -617,11 +646,12 @@ async fn notice_channels_and_door_staff_are_set_from_their_forms() {
     let page = organizer.post("/organizer/events/evt-t6/staff", &[("emails", &format!("{email}\n"))]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(organizer.get("/organizer/events/evt-t6").await.body.contains(&email));
+    let csrf = b.csrf().await;
     let scan = b
         .http
         .post(format!("{}/organizer/events/evt-t6/checkins", b.base))
         .header(header::COOKIE, b.cookie_header())
-        .header("x-csrf-token", b.cookies["tg_csrf"].clone())
+        .header("x-csrf-token", csrf)
         .json(&json!({"token": "not-a-ticket", "nonce": "n-1"}))
         .send()
         .await
@@ -906,12 +936,13 @@ async fn a_banner_upload_is_refused_before_its_body_is_read_and_cut_at_the_limit
     let before: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
     let mut b = Browser::new(&app);
     b.sign_in("organizer@example.com", "ticketgw-demo-organizer").await;
+    let csrf = b.csrf().await;
     let res = b
         .http
         .put(format!("{}/organizer/events/evt-t5/banner", b.base))
         .header(header::COOKIE, b.cookie_header())
         .header(header::CONTENT_TYPE, "image/png")
-        .header("x-csrf-token", b.cookies["tg_csrf"].clone())
+        .header("x-csrf-token", csrf)
         .body(vec![0u8; 64 * 1024 + 1])
         .send()
         .await
@@ -919,4 +950,69 @@ async fn a_banner_upload_is_refused_before_its_body_is_read_and_cut_at_the_limit
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let after: Value = app.get("/api/v1/events/evt-t5", None).await.json().await.unwrap();
     assert_eq!(after["media"], before["media"]);
+}
+
+#[tokio::test]
+async fn mailed_links_are_used_by_their_form_not_by_opening_them() {
+    use crate::helpers::{account_mail, link_token};
+    let app = spawn_app().await;
+    let mut bus = app.app.bus.subscribe();
+    app.register("linked@example.com", "a long password", "Linked").await;
+    let token = link_token(&account_mail(&mut bus, "verify_email").await);
+    let mut b = Browser::new(&app);
+    let page = b.get(&format!("/account/verify-email?token={token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("value=\"{token}\"")), "{}", page.body);
+    // Opening the link (a mail scanner, a preview) used nothing up: the form does.
+    let page = b.post("/account/verify-email", &[("token", &token)]).await;
+    assert!(page.body.contains("Your address is verified"), "{}", page.body);
+    let page = b.post("/account/verify-email", &[("token", &token)]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "used once");
+
+    let page = b.post("/account/forgot-password", &[("email", "linked@example.com")]).await;
+    assert!(page.body.contains("the link is on its way"), "{}", page.body);
+    let token = link_token(&account_mail(&mut bus, "reset_password").await);
+    let page = b.post("/account/reset-password", &[("token", &token), ("password", "short")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = b.post("/account/reset-password", &[("token", &token), ("password", "a newer long password")]).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login?reset=1"));
+    b.sign_in("linked@example.com", "a newer long password").await;
+
+    // The data export holds the account and its sessions, as a download.
+    let res = b.http.get(format!("{}/account/export.json", b.base)).header(header::COOKIE, b.cookie_header());
+    let res = res.send().await.unwrap();
+    assert!(res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    let export: Value = res.json().await.unwrap();
+    assert_eq!(export["account"]["email"], "linked@example.com");
+    assert_eq!(export["account"]["email_verified"], true);
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
+    assert!(export["bookings"].is_array() && export["notices"].is_array() && export["tickets"].is_object());
+}
+
+/// Over HTTPS the cookies take the `__Host-` prefix (secure origin only, this host only, path `/`).
+#[tokio::test]
+async fn cookies_are_host_only_and_secure_over_https() {
+    let app = spawn_with(|s| s.public_url = Some("https://tickets.example".into())).await;
+    let (email, _) = user(&app).await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/login").await;
+    let set: Vec<&str> = page.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("__Host-tg_csrf=") && c.contains("Secure") && c.contains("Path=/")),
+        "{set:?}"
+    );
+    assert!(!set.iter().any(|c| c.starts_with("tg_")), "no unprefixed cookie: {set:?}");
+    b.sign_in(&email, "a long password").await;
+    assert!(b.cookies.contains_key("__Host-tg_at") && b.cookies.contains_key("__Host-tg_rt"), "{:?}", b.cookies);
+    let page = b.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK, "the prefixed cookies carry the session");
+    // The same values under the plain names are not read.
+    let plain: String = b
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{}={v}", k.trim_start_matches("__Host-")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let res = b.http.get(format!("{}/account", b.base)).header(header::COOKIE, plain).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out: {:?}", res.headers().get(header::LOCATION));
 }

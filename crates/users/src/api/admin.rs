@@ -26,6 +26,8 @@ pub struct UserQuery {
     /// Substring of email or display name.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -37,7 +39,7 @@ pub async fn list_users(
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<Page<UserView>>> {
     require_admin(&me)?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let rows = svc.store.list_accounts(query, q.cursor.as_deref(), limit + 1).await?;
     let more = rows.len() as i64 > limit;
@@ -93,8 +95,11 @@ pub async fn set_roles(
 #[derive(Deserialize, IntoParams)]
 pub struct ApplicationQuery {
     /// `pending`, `approved` or `rejected`.
+    #[param(inline, value_type = Option<super::ApplicationStatus>)]
     pub status: Option<String>,
     pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -111,7 +116,7 @@ pub async fn list_applications(
             return Err(ApiError::field("status", "must be pending, approved or rejected"));
         }
     }
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let mut items = svc.store.list_applications(q.status.as_deref(), q.cursor.as_deref(), limit + 1).await?;
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
@@ -182,6 +187,8 @@ pub async fn reject_application(
 pub struct AuditQuery {
     /// Entries older than this id (from `next_cursor`).
     pub cursor: Option<String>,
+    /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -193,7 +200,7 @@ pub async fn audit_log(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     require_admin(&me)?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let mut items = svc.store.audit_log(q.cursor.as_deref(), limit + 1).await?;
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);

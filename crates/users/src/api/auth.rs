@@ -1,6 +1,9 @@
 //! Register, login, refresh, logout and the issuer's discovery/JWKS documents.
 
-use axum::{http::StatusCode, Json};
+use axum::{
+    http::{header::USER_AGENT, HeaderMap, StatusCode},
+    Json,
+};
 use serde::{Deserialize, Serialize};
 use tg_platform::{
     http::{ApiJson, ClientIp},
@@ -10,7 +13,10 @@ use tg_platform::{
 use utoipa::ToSchema;
 
 use super::State;
-use crate::{issuer::hash_refresh_token, model::UserView, CreateUserError, UsersService};
+use crate::{
+    issuer::{hash_opaque_token, Subject},
+    CreateUserError, UsersService,
+};
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
@@ -45,30 +51,47 @@ pub struct TokenResponse {
     pub token_type: String,
 }
 
+/// The answer to a request whose outcome is told by e-mail (so that it reveals nothing about
+/// whether an address has an account).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: String,
+    /// What happens next, in English.
+    pub detail: String,
+}
+
+impl Accepted {
+    pub(crate) fn new(detail: &str) -> (StatusCode, Json<Accepted>) {
+        (StatusCode::ACCEPTED, Json(Accepted { status: "accepted".into(), detail: detail.into() }))
+    }
+}
+
+/// Register. The answer is the same whether or not the address has an account: a new account gets
+/// a link proving the address, and the owner of a taken address a mail saying someone tried. The
+/// new account can sign in at once; rights granted by address wait for the proof.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = UserView), (status = 409, body = Problem, description = "email taken"),
+    responses((status = 202, body = Accepted, description = "registered, or the address's owner told; see the mail"),
               (status = 422, body = Problem, description = "invalid fields"),
               (status = 429, body = Problem, description = "too many registrations from this client; see `Retry-After`")))]
 pub async fn register(
     svc: State,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     // Before anything costly: each registration hashes a password (19 MiB, tens of ms of CPU).
     svc.register_limiter.check(ip).map_err(ApiError::too_many_requests)?;
     if let Some(r) = &svc.recaptcha {
         r.verify(req.recaptcha_token.as_deref(), "register", ip).await?;
     }
-    let user = svc.create_user(&req.email, &req.password, &req.display_name, &[]).await.map_err(|e| match e {
+    svc.register(&req.email, &req.password, &req.display_name).await.map_err(|e| match e {
         CreateUserError::Email(m) => ApiError::field("email", m),
         CreateUserError::Password(m) => ApiError::field("password", m),
         CreateUserError::DisplayName(m) => ApiError::field("display_name", m),
-        CreateUserError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+        CreateUserError::EmailTaken => ApiError::internal("a registration never reports a taken address"),
         CreateUserError::Other(e) => ApiError::from_anyhow(e),
     })?;
-    svc.store.audit(Some(&user.id), "user.registered", Some(&user.id), &serde_json::json!({})).await?;
-    tracing::info!(user_id = %user.id, "user registered");
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok(Accepted::new("check your e-mail: it says how to go on"))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -77,6 +100,7 @@ pub async fn register(
 pub async fn login(
     svc: State,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let email = req.email.trim().to_lowercase();
@@ -96,23 +120,39 @@ pub async fn login(
             ));
         }
     };
-    let family = uuid::Uuid::new_v4().to_string();
-    Ok(Json(issue_tokens(&svc, &account.id, &family).await?))
+    let session = uuid::Uuid::new_v4().to_string();
+    let device = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(device_name);
+    Ok(Json(issue_tokens(&svc, &account.id, &session, device.as_deref()).await?))
 }
 
-async fn issue_tokens(svc: &UsersService, user_id: &str, family: &str) -> ApiResult<TokenResponse> {
+/// The device a session is shown by: its User-Agent, printable and cut to 200 characters.
+fn device_name(user_agent: &str) -> String {
+    user_agent.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// New tokens in session `session` (a refresh-token family) opened from `device`.
+async fn issue_tokens(
+    svc: &UsersService,
+    user_id: &str,
+    session: &str,
+    device: Option<&str>,
+) -> ApiResult<TokenResponse> {
     let Some(account) = svc.store.account_by_id(user_id).await? else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", "account no longer exists"));
     };
     let roles = svc.store.roles(user_id).await?;
-    let access = svc
-        .issuer
-        .mint_access(user_id, account.email.as_deref(), &account.display_name, &roles)
-        .await
-        .map_err(ApiError::from_anyhow)?;
-    let (refresh, hash) = svc.issuer.new_refresh_token();
+    let subject = Subject {
+        user_id,
+        email: account.email.as_deref(),
+        email_verified: account.email_verified_at.is_some(),
+        name: &account.display_name,
+        roles: &roles,
+        session: Some(session),
+    };
+    let access = svc.issuer.mint_access(&subject).await.map_err(ApiError::from_anyhow)?;
+    let (refresh, hash) = svc.issuer.new_opaque_token();
     let expires = tg_platform::clock::now_ms() + svc.config.refresh_token_ttl.as_millis() as i64;
-    svc.store.insert_refresh(&hash, user_id, family, expires).await?;
+    svc.store.insert_refresh(&hash, user_id, session, expires, device).await?;
     Ok(TokenResponse {
         access_token: access,
         refresh_token: refresh,
@@ -124,7 +164,7 @@ async fn issue_tokens(svc: &UsersService, user_id: &str, family: &str) -> ApiRes
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "unknown, expired, revoked or reused token")))]
 pub async fn refresh(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<TokenResponse>> {
-    let hash = hash_refresh_token(&req.refresh_token);
+    let hash = hash_opaque_token(&req.refresh_token);
     let Some(old) = svc.store.consume_refresh(&hash).await? else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -132,13 +172,13 @@ pub async fn refresh(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiRe
             "refresh token is invalid, expired or revoked",
         ));
     };
-    Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id).await?))
+    Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id, old.device.as_deref()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "the refresh token and its rotation chain are revoked")))]
 pub async fn logout(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
-    if let Some(family) = svc.store.refresh_family(&hash_refresh_token(&req.refresh_token)).await? {
+    if let Some(family) = svc.store.refresh_family(&hash_opaque_token(&req.refresh_token)).await? {
         svc.store.revoke_family(&family).await?;
     }
     // Unknown tokens get the same answer: logout reveals nothing.

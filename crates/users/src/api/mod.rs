@@ -2,16 +2,21 @@
 
 mod admin;
 mod auth;
+mod email;
 mod me;
 mod organizers;
+mod password;
+mod sessions;
 
-pub use auth::{ServiceTokenResponse, TokenResponse};
+pub use auth::{Accepted, ServiceTokenResponse, TokenResponse};
+pub use sessions::{SessionView, Sessions};
 
 use std::sync::Arc;
 
+use tg_platform::ApiError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::UsersService;
+use crate::{account::AccountError, UsersService};
 
 pub type State = axum::extract::State<Arc<UsersService>>;
 
@@ -25,7 +30,15 @@ pub fn router(svc: Arc<UsersService>) -> OpenApiRouter {
         .routes(routes!(auth::service_token))
         .routes(routes!(auth::discovery))
         .routes(routes!(auth::jwks))
-        .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(email::verify_email))
+        .routes(routes!(password::forgot_password))
+        .routes(routes!(password::reset_password))
+        .routes(routes!(me::get_me, me::update_me, me::delete_me))
+        .routes(routes!(email::change_email))
+        .routes(routes!(email::resend_verification))
+        .routes(routes!(password::change_password))
+        .routes(routes!(sessions::list_sessions, sessions::end_sessions))
+        .routes(routes!(sessions::end_session))
         .routes(routes!(organizers::apply))
         .routes(routes!(organizers::my_application))
         .routes(routes!(organizers::my_profile, organizers::update_my_profile))
@@ -54,7 +67,38 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Clamp a client's `limit` to 1..=100 (default 20).
-pub(crate) fn page_limit(limit: Option<i64>) -> i64 {
-    limit.unwrap_or(20).clamp(1, 100)
+/// A client's `limit`: 1 to 100 (default 20), as the documents say; anything else is refused.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit.unwrap_or(20) {
+        n @ 1..=100 => Ok(n),
+        _ => Err(ApiError::field("limit", "must be between 1 and 100")),
+    }
+}
+
+/// The values an organizer application's `status` filter takes (the schema's enum; parsed as text).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum ApplicationStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        use axum::http::StatusCode;
+        match e {
+            AccountError::Field(field, message) => ApiError::field(field, message),
+            AccountError::InvalidLink => ApiError::bad_request("invalid_link", e.to_string()),
+            AccountError::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", e.to_string()),
+            AccountError::ExternalIdentity => ApiError::new(StatusCode::FORBIDDEN, "external_identity", e.to_string()),
+            AccountError::EmailTaken => ApiError::conflict("email_taken", e.to_string()),
+            AccountError::Organizer => ApiError::conflict("organizer_account", e.to_string()),
+            AccountError::NoAccount => ApiError::not_found("account"),
+            AccountError::NoSession => ApiError::not_found("session"),
+            AccountError::Store(e) => e.into(),
+            AccountError::Other(e) => ApiError::from_anyhow(e),
+        }
+    }
 }

@@ -58,7 +58,9 @@ impl ProfileRequest {
 
 #[utoipa::path(post, path = "/api/v1/organizer-applications", tag = "organizers", security(("bearer" = [])),
     request_body = ProfileRequest,
-    responses((status = 201, body = OrganizerApplication), (status = 409, body = Problem, description = "already organizer or pending"),
+    responses((status = 201, body = OrganizerApplication), (status = 401, body = Problem),
+              (status = 403, body = Problem, description = "`email_unverified`: the account's address is not proven yet"),
+              (status = 409, body = Problem, description = "already organizer or pending"),
               (status = 422, body = Problem)))]
 pub async fn apply(
     svc: State,
@@ -68,6 +70,15 @@ pub async fn apply(
     let input = req.validate()?;
     if me.has_role(Role::Organizer) {
         return Err(ApiError::conflict("already_organizer", "you are already an organizer"));
+    }
+    // An organizer is reached, and paid out, through their address: it must be theirs.
+    let verified = svc.user(&me.user_id).await?.is_some_and(|u| u.email_verified) || me.verified_email().is_some();
+    if !verified {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_unverified",
+            "verify your e-mail address first (the link we sent; it can be sent again)",
+        ));
     }
     let message = req.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
     match svc.store.insert_application(&me.user_id, &input, message).await {

@@ -10,17 +10,20 @@ use axum_extra::extract::{cookie::Cookie, CookieJar};
 use serde::Deserialize;
 use serde_json::json;
 use tg_notifications::{
-    api::{Channels, Mailbox},
-    store::MailboxEntry,
+    api::Mailbox,
+    store::{ChannelSettings, MailboxEntry},
 };
 use tg_users::{
-    api::TokenResponse,
+    api::{SessionView, Sessions, TokenResponse},
     model::{OrganizerApplication, UserView},
 };
 
 use super::{enc, ok, render, see_other};
 use crate::{
-    ctx::{cleared_token_cookies, lang_cookie, token_cookies, CsrfForm, Ctx, PageResult, Problem, REFRESH_COOKIE},
+    ctx::{
+        cleared_token_cookies, cookie_name, lang_cookie, token_cookies, CsrfForm, Ctx, PageResult, Problem,
+        REFRESH_COOKIE,
+    },
     format,
     i18n::Lang,
 };
@@ -38,7 +41,7 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn with_cookies(mut res: Response, cookies: impl IntoIterator<Item = Cookie<'static>>) -> Response {
+pub(super) fn with_cookies(mut res: Response, cookies: impl IntoIterator<Item = Cookie<'static>>) -> Response {
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             res.headers_mut().append(header::SET_COOKIE, v);
@@ -53,6 +56,9 @@ pub struct NextQuery {
     next: String,
     #[serde(default)]
     registered: Option<String>,
+    /// Just set a new password with a reset link.
+    #[serde(default)]
+    reset: Option<String>,
 }
 
 #[derive(Template)]
@@ -67,6 +73,8 @@ struct LoginPage {
     problem: Option<Problem>,
     /// Just registered; sign in now.
     registered: bool,
+    /// Just set a new password; sign in with it.
+    reset: bool,
 }
 
 impl LoginPage {
@@ -82,8 +90,9 @@ impl LoginPage {
 
 fn empty_form(ctx: Ctx, mode: &'static str, q: NextQuery) -> Response {
     let next = safe_next(&q.next).to_owned();
-    let registered = q.registered.is_some();
-    ok(&LoginPage { ctx, mode, next, email: String::new(), display_name: String::new(), problem: None, registered })
+    let (registered, reset) = (q.registered.is_some(), q.reset.is_some());
+    let (email, display_name) = (String::new(), String::new());
+    ok(&LoginPage { ctx, mode, next, email, display_name, problem: None, registered, reset })
 }
 
 pub async fn login_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
@@ -131,7 +140,8 @@ fn retry_page(ctx: Ctx, mode: &'static str, next: String, email: String, name: &
         p.detail = Some(ctx.t("login-failed"));
     }
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-    let page = LoginPage { ctx, mode, next, email, display_name: name.to_owned(), problem: Some(p), registered: false };
+    let display_name = name.to_owned();
+    let page = LoginPage { ctx, mode, next, email, display_name, problem: Some(p), registered: false, reset: false };
     Ok(render(&page, status))
 }
 
@@ -146,7 +156,7 @@ pub async fn register(form: CsrfForm) -> PageResult {
 pub async fn logout(jar: CookieJar, form: CsrfForm) -> Response {
     let ctx = &form.ctx;
     // Revoke the refresh token's chain too; the cookies go either way.
-    if let Some(refresh) = jar.get(REFRESH_COOKIE).filter(|c| !c.value().is_empty()) {
+    if let Some(refresh) = jar.get(&cookie_name(ctx.web(), REFRESH_COOKIE)).filter(|c| !c.value().is_empty()) {
         let body = serde_json::to_vec(&json!({ "refresh_token": refresh.value() })).unwrap_or_default();
         let _ = ctx.call(Method::POST, "/api/v1/auth/logout", Some(body), None).await;
     }
@@ -177,7 +187,10 @@ struct ApplyForm {
 struct AccountPage {
     ctx: Ctx,
     me: UserView,
-    channels: Channels,
+    channels: ChannelSettings,
+    /// Each channel given, and whether its code came back.
+    channel_states: Vec<ChannelState>,
+    sessions: Vec<SessionView>,
     apply: ApplyForm,
     application: Option<OrganizerApplication>,
     messages: Vec<(String, MailboxEntry)>,
@@ -185,6 +198,35 @@ struct AccountPage {
     older_messages: Option<String>,
     problem: Option<Problem>,
     saved: bool,
+}
+
+/// A notice channel as the account page shows it.
+struct ChannelState {
+    /// `telegram` or `sms`, as the API names it.
+    channel: &'static str,
+    label: &'static str,
+    code_label: &'static str,
+    given: bool,
+    confirmed: bool,
+}
+
+fn channel_states(c: &ChannelSettings) -> Vec<ChannelState> {
+    vec![
+        ChannelState {
+            channel: "telegram",
+            label: "field-telegram",
+            code_label: "channel-code-telegram",
+            given: c.telegram_chat_id.is_some(),
+            confirmed: c.telegram_confirmed,
+        },
+        ChannelState {
+            channel: "sms",
+            label: "field-sms-phone",
+            code_label: "channel-code-sms",
+            given: c.phone.is_some(),
+            confirmed: c.phone_confirmed,
+        },
+    ]
 }
 
 impl AccountPage {
@@ -201,7 +243,7 @@ impl AccountPage {
 /// Messages shown per page of the account page.
 const MESSAGES_PER_PAGE: usize = 10;
 
-async fn account_page(
+pub(super) async fn account_page(
     ctx: Ctx,
     problem: Option<Problem>,
     saved: bool,
@@ -236,14 +278,29 @@ async fn account_page(
         }
         Err(p) => return Err(ctx.fail(p)),
     };
-    let mut channels: Channels = ctx.get("/api/v1/me/notification-channels").await.map_err(|p| ctx.fail(p))?;
+    let mut channels: ChannelSettings = ctx.get("/api/v1/me/notification-channels").await.map_err(|p| ctx.fail(p))?;
     if let Some(f) = typed.filter(|f| f.fields().iter().any(|(k, _)| k == "phone")) {
-        channels = Channels { telegram_chat_id: f.opt("telegram_chat_id"), phone: f.opt("phone") };
+        channels.telegram_chat_id = f.opt("telegram_chat_id");
+        channels.phone = f.opt("phone");
     }
+    let sessions = ctx.get::<Sessions>("/api/v1/me/sessions").await.map_err(|p| ctx.fail(p))?.items;
     let older_messages = messages.next_cursor.map(|c| format!("/account?messages={}#inbox-h", enc(&c)));
     let messages = messages.items.into_iter().map(|m| (format::millis(m.created_at), m)).collect();
     let status = problem.as_ref().and_then(|p| StatusCode::from_u16(p.status).ok()).unwrap_or(StatusCode::OK);
-    let page = AccountPage { ctx, me, channels, apply, application, messages, older_messages, problem, saved };
+    let channel_states = channel_states(&channels);
+    let page = AccountPage {
+        ctx,
+        me,
+        channels,
+        channel_states,
+        sessions,
+        apply,
+        application,
+        messages,
+        older_messages,
+        problem,
+        saved,
+    };
     Ok(render(&page, status))
 }
 

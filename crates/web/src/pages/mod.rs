@@ -6,6 +6,7 @@ mod admin;
 mod attendee;
 mod organizer;
 mod public;
+mod security;
 
 use std::sync::Arc;
 
@@ -43,6 +44,17 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/account", get(account::account).post(account::update_account))
         .route("/account/organizer", post(account::apply_organizer))
         .route("/account/channels", post(account::update_channels))
+        .route("/account/channels/confirm", post(security::confirm_channel))
+        .route("/account/verify-email", get(security::verify_form).post(security::verify))
+        .route("/account/email/verification", post(security::resend_verification))
+        .route("/account/forgot-password", get(security::forgot_form).post(security::forgot))
+        .route("/account/reset-password", get(security::reset_form).post(security::reset))
+        .route("/account/password", post(security::change_password))
+        .route("/account/email", post(security::change_email))
+        .route("/account/sessions/{id}/end", post(security::end_session))
+        .route("/account/sessions/end-others", post(security::end_other_sessions))
+        .route("/account/export.json", get(security::export))
+        .route("/account/delete", post(security::delete_account))
         .route("/organizer/events/{id}/staff", post(organizer::set_staff))
         .route("/organizer", get(organizer::my_events))
         .route("/organizer/events/new", get(organizer::new_form).post(organizer::create))

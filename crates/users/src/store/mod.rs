@@ -1,4 +1,12 @@
 //! SQL of the users service. Portable SQL only; every statement runs on SQLite and PostgreSQL.
+//! Accounts, roles, tokens and organizers here; account links and deletion in `account`, sign-in
+//! sessions in `sessions`.
+
+mod account;
+mod sessions;
+
+pub use account::{LinkPurpose, NewLink, Verified};
+pub use sessions::SessionRow;
 
 use tg_contracts::{Message, UserRegistered};
 use tg_messaging::OutboxWrite;
@@ -20,6 +28,7 @@ pub struct AccountRow {
     pub external_issuer: Option<String>,
     pub language: String,
     pub created_at: i64,
+    pub email_verified_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow, Clone, Debug)]
@@ -28,6 +37,7 @@ pub struct RefreshRow {
     pub family_id: String,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    pub device: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -106,7 +116,8 @@ pub struct ProfileInput {
     pub website: Option<String>,
 }
 
-const ACCOUNT_COLS: &str = "id, email, display_name, password_hash, external_issuer, language, created_at";
+const ACCOUNT_COLS: &str =
+    "id, email, display_name, password_hash, external_issuer, language, created_at, email_verified_at";
 const APPLICATION_COLS: &str = "id, user_id, status, name, logo, contact_email, contact_phone, website, message, decision_note, created_at, decided_at";
 
 pub fn new_id() -> String {
@@ -115,22 +126,29 @@ pub fn new_id() -> String {
 
 impl Store {
     /// Insert a local account with the `user` role plus `extra_roles`. Fails with a unique violation when the email is taken.
+    /// With `verify`, the address is to be proven: the link's token is stored and its mail queued in the
+    /// same transaction; without, the address counts as verified (an operator or demo data vouches for it).
     pub async fn create_account(
         &self,
         email: &str,
         display_name: &str,
         password_hash: &str,
         extra_roles: &[Role],
+        verify: Option<NewLink>,
     ) -> Result<AccountRow, sqlx::Error> {
         let id = new_id();
         let now = now_ms();
+        let verified_at = verify.is_none().then_some(now);
         let res: Result<(), sqlx::Error> = with_tx!(&self.db, tx => {
             sqlx::query(
-                "INSERT INTO users_accounts (id, email, display_name, password_hash, language, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'en', $5, $5)",
+                "INSERT INTO users_accounts (id, email, display_name, password_hash, language, created_at, updated_at, email_verified_at)
+                 VALUES ($1, $2, $3, $4, 'en', $5, $5, $6)",
             )
-            .bind(&id).bind(email).bind(display_name).bind(password_hash).bind(now)
+            .bind(&id).bind(email).bind(display_name).bind(password_hash).bind(now).bind(verified_at)
             .execute(&mut *tx).await?;
+            if let Some(link) = &verify {
+                account::insert_link(&mut *tx, &id, link).await?;
+            }
             for role in std::iter::once(Role::User).chain(extra_roles.iter().copied()) {
                 sqlx::query("INSERT INTO users_roles (user_id, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(&id).bind(role.as_str()).bind(now)
@@ -143,7 +161,9 @@ impl Store {
                 language: "en".into(),
             }
             .to_event();
-            tx.enqueue(&[registered]).await?;
+            let mut messages = vec![registered];
+            messages.extend(verify.as_ref().map(|link| link.mail_for(&id).to_event()));
+            tx.enqueue(&messages).await?;
             Ok(())
         });
         res?;
@@ -155,6 +175,7 @@ impl Store {
             external_issuer: None,
             language: "en".into(),
             created_at: now,
+            email_verified_at: verified_at,
         })
     }
 
@@ -169,12 +190,14 @@ impl Store {
     }
 
     /// Local id of an external identity, created on first sight. The email is kept only when no
-    /// other account uses it: accounts are never linked by email alone.
+    /// other account uses it: accounts are never linked by email alone. It counts as verified when
+    /// the provider said so then (later tokens say it themselves).
     pub async fn upsert_external(
         &self,
         issuer: &str,
         subject: &str,
         email: Option<&str>,
+        email_verified: bool,
         display_name: &str,
     ) -> Result<String, sqlx::Error> {
         let find = "SELECT id FROM users_accounts WHERE external_issuer = $1 AND external_subject = $2";
@@ -185,11 +208,12 @@ impl Store {
         }
         let id = new_id();
         let now = now_ms();
-        let insert = "INSERT INTO users_accounts (id, email, display_name, external_issuer, external_subject, language, created_at, updated_at)
-             VALUES ($1, CASE WHEN EXISTS (SELECT 1 FROM users_accounts WHERE email = $2) THEN NULL ELSE $2 END, $3, $4, $5, 'en', $6, $6)
+        let insert = "INSERT INTO users_accounts (id, email, display_name, external_issuer, external_subject, language, created_at, updated_at, email_verified_at)
+             VALUES ($1, CASE WHEN EXISTS (SELECT 1 FROM users_accounts WHERE email = $2) THEN NULL ELSE $2 END, $3, $4, $5, 'en', $6, $6, $7)
              ON CONFLICT DO NOTHING";
+        let verified_at = email_verified.then_some(now);
         with_db!(&self.db, pool => sqlx::query(insert)
-            .bind(&id).bind(email).bind(display_name).bind(issuer).bind(subject).bind(now)
+            .bind(&id).bind(email).bind(display_name).bind(issuer).bind(subject).bind(now).bind(verified_at)
             .execute(pool).await.map(|r| r.rows_affected()))?;
         // A concurrent first request may have won the insert; read back whichever row exists.
         with_db!(&self.db, pool => sqlx::query_scalar(find).bind(issuer).bind(subject).fetch_one(pool).await)
@@ -251,16 +275,18 @@ impl Store {
 
     // ---- refresh tokens ----
 
+    /// A refresh token of session `family_id`, signed in from `device` (its User-Agent).
     pub async fn insert_refresh(
         &self,
         hash: &str,
         user_id: &str,
         family_id: &str,
         expires_at: i64,
+        device: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         with_db!(&self.db, pool => sqlx::query(
-            "INSERT INTO users_refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(hash).bind(user_id).bind(family_id).bind(now_ms()).bind(expires_at)
+            "INSERT INTO users_refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, device) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(hash).bind(user_id).bind(family_id).bind(now_ms()).bind(expires_at).bind(device)
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
@@ -272,7 +298,7 @@ impl Store {
         let revoked: Option<RefreshRow> = with_db!(&self.db, pool => sqlx::query_as(
             "UPDATE users_refresh_tokens SET revoked_at = $2
              WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2
-             RETURNING user_id, family_id, expires_at, revoked_at")
+             RETURNING user_id, family_id, expires_at, revoked_at, device")
             .bind(hash).bind(now).fetch_optional(pool).await)?;
         if revoked.is_some() {
             return Ok(revoked);
