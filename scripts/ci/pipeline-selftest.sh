@@ -8,12 +8,15 @@
 #   scan     scripts/ci/scan.sh: the real scan must pass, and a lockfile, then a binary built with
 #            cargo auditable, with a known vulnerability must fail it with exit 3 and a report naming it
 #   dast     scripts/ci/dast.sh against a stand-in server with a 500 (must fail), then the release binary
+#            (DAST_CHECKS, when set, chooses schemathesis's checks; default: 5xx and schema conformance)
+#   wapiti   scripts/ci/wapiti.sh against a stand-in web UI with a reflected XSS (must fail with exit 3
+#            and name it), then the release binary's web UI
 #
 #   scripts/ci/pipeline-selftest.sh [image-tag]
 #
 # image-tag: an image ticketgw:<tag> that scripts/ci/build-image.sh built (its release binary is then
 # target/release/ticketgw, built with cargo auditable); without it a tiny image stands in for the push
-# test, and scan.sh builds the binary itself. SELFTEST_SKIP="dast scan" skips steps (by name).
+# test, and scan.sh builds the binary itself. SELFTEST_SKIP="dast scan wapiti" skips steps (by name).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -179,6 +182,21 @@ dast_finds_server_errors() {
   fi
 }
 
+wapiti_finds_xss() {
+  # A stand-in web UI whose search writes the query back unescaped: wapiti.sh must fail with exit 3
+  # (a finding of level medium or above) and name it.
+  local rc=0
+  WAPITI_USERS=anonymous WAPITI_MODULES=xss WAPITI_CRAWL_TIME=10 \
+    scripts/ci/wapiti.sh scripts/ci/testdata/web-with-an-xss.py >"$work/wapiti.out" 2>&1 || rc=$?
+  if [ "$rc" -eq 3 ] && grep -q "medium \[vulnerability\] Cross Site Scripting: GET /events (parameter q)" "$work/wapiti.out"; then
+    echo "wapiti: a reflected XSS fails the web UI's DAST stage (exit 3)"
+  else
+    tail -30 "$work/wapiti.out" >&2
+    echo "wapiti: a reflected XSS gave exit $rc" >&2
+    return 1
+  fi
+}
+
 step jenkinsfile jenkinsfile_calls_scripts
 step notify scripts/ci/test-notify.sh
 step deploy scripts/ci/test-bump-image-tag.sh
@@ -187,6 +205,8 @@ step scan-detects scan_finds_vulnerabilities
 step scan scripts/ci/scan.sh "${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw"
 step dast-detects dast_finds_server_errors
 step dast scripts/ci/dast.sh "${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw"
+step wapiti-detects wapiti_finds_xss
+step wapiti scripts/ci/wapiti.sh "${CARGO_TARGET_DIR:-$repo/target}/release/ticketgw"
 
 printf '\n== selftest: summary\n'
 printf '  %s\n' "${results[@]}"
