@@ -61,13 +61,14 @@ pub fn channel_code(code: &str, minutes: u32, language: &str) -> Notice {
     if language == "km" {
         Notice {
             kind: "channel_code",
-            subject: "លេខកូដ Ticket Gateway".to_owned(),
+            // In the subject too: an SMS carries the subject alone.
+            subject: format!("លេខកូដ Ticket Gateway: {code}"),
             body: format!("លេខកូដ Ticket Gateway របស់អ្នក៖ {code} (ប្រើបាន {minutes} នាទី)។ បើមិនមែនអ្នកស្នើទេ សូមកុំអើពើ។"),
         }
     } else {
         Notice {
             kind: "channel_code",
-            subject: "Ticket Gateway code".to_owned(),
+            subject: format!("Ticket Gateway code: {code}"),
             body: format!("Your Ticket Gateway code: {code} (valid {minutes} minutes). If you did not ask for it, ignore this message."),
         }
     }
@@ -97,7 +98,9 @@ mod tests {
         );
         let km = render(&AccountMail { language: "km".into(), ..mail });
         assert!(km.body.contains("token=T") && km.subject.starts_with("កំណត់"), "{}", km.body);
-        assert!(channel_code("123456", 15, "en").body.contains("123456"));
-        assert!(channel_code("654321", 15, "km").body.contains("654321"));
+        for (code, language) in [("123456", "en"), ("654321", "km")] {
+            let notice = channel_code(code, 15, language);
+            assert!(notice.body.contains(code) && notice.subject.contains(code), "SMS sends the subject alone");
+        }
     }
 }

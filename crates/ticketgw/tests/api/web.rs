@@ -987,6 +987,7 @@ async fn mailed_links_are_used_by_their_form_not_by_opening_them() {
     assert_eq!(export["account"]["email_verified"], true);
     assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
     assert!(export["bookings"].is_array() && export["notices"].is_array() && export["tickets"].is_object());
+    assert!(export["payments"].is_array());
 }
 
 /// Over HTTPS the cookies take the `__Host-` prefix (secure origin only, this host only, path `/`).

@@ -189,11 +189,19 @@ async fn all_pages(ctx: &Ctx, path: &str) -> Result<Vec<Value>, Problem> {
 pub async fn export(ctx: Ctx) -> PageResult {
     ctx.require_login()?;
     let fail = |p: Problem| ctx.fail(p);
+    let bookings = all_pages(&ctx, "/api/v1/me/bookings").await.map_err(fail)?;
+    let mut payments = Vec::new();
+    for id in bookings.iter().filter_map(|b| b["id"].as_str()) {
+        let of_booking =
+            ctx.get::<Value>(&format!("/api/v1/payments?booking_id={}", super::enc(id))).await.map_err(fail)?;
+        payments.extend(of_booking["items"].as_array().cloned().unwrap_or_default());
+    }
     let doc = json!({
         "exported_at": jiff::Timestamp::now().to_string(),
         "account": ctx.get::<Value>("/api/v1/me").await.map_err(fail)?,
         "sessions": ctx.get::<Value>("/api/v1/me/sessions").await.map_err(fail)?["items"],
-        "bookings": all_pages(&ctx, "/api/v1/me/bookings").await.map_err(fail)?,
+        "bookings": bookings,
+        "payments": payments,
         "tickets": ctx.get::<Value>("/api/v1/me/tickets").await.map_err(fail)?,
         "notices": all_pages(&ctx, "/api/v1/me/messages").await.map_err(fail)?,
         "notice_channels": ctx.get::<Value>("/api/v1/me/notification-channels").await.map_err(fail)?,
