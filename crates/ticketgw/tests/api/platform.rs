@@ -99,6 +99,44 @@ async fn openapi_document_and_offline_docs_page() {
         assert!(doc["paths"][path].is_object(), "{path} missing from OpenAPI");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every error of every operation is declared as problem+json; the query ranges and enums too.
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["400", "422", "429"] {
+                assert!(responses.contains_key(status), "{method} {path} does not declare {status}");
+            }
+            for (status, r) in responses.iter().filter(|(s, _)| s.starts_with('4') || s.starts_with('5')) {
+                assert!(
+                    r["content"]["application/problem+json"].is_object() && r["content"]["application/json"].is_null(),
+                    "{method} {path} {status}: {r}"
+                );
+            }
+        }
+    }
+    assert!(operations > 60, "{operations}");
+    let limit = |path: &str| {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap().clone();
+        params.into_iter().find(|p| p["name"] == "limit").unwrap()["schema"].clone()
+    };
+    assert_eq!(
+        (limit("/api/v1/admin/users")["minimum"].as_i64(), limit("/api/v1/admin/users")["maximum"].as_i64()),
+        (Some(1), Some(100))
+    );
+    let sort = doc["paths"]["/api/v1/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sort")
+        .unwrap()
+        .clone();
+    assert!(sort.to_string().contains("popularity") && sort.to_string().contains("\"enum\""), "{sort}");
+    // The documented maximum is enforced, not quietly clamped.
+    let (_, admin) = app.user_with(&[tg_platform::auth::Role::Admin]).await;
+    let res = app.get("/api/v1/admin/users?limit=1000", Some(&admin)).await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 
     let page = app.get("/api/docs", None).await.text().await.unwrap();
     assert!(page.contains("/api/docs/swagger-ui-bundle.js"));
