@@ -112,7 +112,14 @@ async fn get_channels(svc: Svc, me: Principal) -> ApiResult<Json<ChannelSettings
     responses((status = 200, body = ChannelSettings), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) -> ApiResult<Json<ChannelSettings>> {
     let mut errors = Vec::new();
-    if let Some(chat) = &req.telegram_chat_id {
+    // A channel no provider serves here would wait for a code that never comes.
+    let not_offered = |field: &str, what: &str| tg_platform::problem::FieldError {
+        field: field.into(),
+        message: format!("{what} notices are not offered on this platform"),
+    };
+    if req.telegram_chat_id.is_some() && !svc.offers("telegram") {
+        errors.push(not_offered("telegram_chat_id", "Telegram"));
+    } else if let Some(chat) = &req.telegram_chat_id {
         let digits = chat.strip_prefix('-').unwrap_or(chat);
         if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             errors.push(tg_platform::problem::FieldError {
@@ -121,7 +128,9 @@ async fn set_channels(svc: Svc, me: Principal, ApiJson(req): ApiJson<Channels>) 
             });
         }
     }
-    if let Some(phone) = &req.phone {
+    if req.phone.is_some() && !svc.offers("sms") {
+        errors.push(not_offered("phone", "SMS"));
+    } else if let Some(phone) = &req.phone {
         let digits = phone.strip_prefix('+').unwrap_or("");
         if digits.len() < 8 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             errors.push(tg_platform::problem::FieldError {

@@ -14,8 +14,13 @@ use crate::{
 /// How long a confirmation code works.
 pub const CODE_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// A channel gets a new code at most this often: a message costs (SMS), and nobody's phone may be
+/// made a target by saving it over and over.
+pub const RESEND_AFTER: Duration = Duration::from_secs(60);
+
 impl NotificationsService {
-    /// Save the user's channels; each new or changed one is unconfirmed and gets a code.
+    /// Save the user's channels; each new, changed or still unconfirmed one gets a code (at most one
+    /// a channel every [`RESEND_AFTER`]) and takes notices once it is typed back.
     pub async fn set_channels(
         &self,
         user_id: &str,
@@ -34,11 +39,16 @@ impl NotificationsService {
             phone,
         };
         let mut codes = Vec::new();
-        if let Some(chat) = new.telegram_chat_id.as_ref().filter(|c| Some(*c) != old.telegram_chat_id.as_ref()) {
-            codes.push(self.code_for(user_id, "telegram", chat, language));
-        }
-        if let Some(phone) = new.phone.as_ref().filter(|p| Some(*p) != old.phone.as_ref()) {
-            codes.push(self.code_for(user_id, "sms", phone, language));
+        let wanted =
+            [("telegram", &new.telegram_chat_id, new.telegram_confirmed), ("sms", &new.phone, new.phone_confirmed)];
+        for (channel, recipient, confirmed) in wanted {
+            let Some(recipient) = recipient.as_ref().filter(|_| !confirmed) else { continue };
+            let sent_at =
+                self.store.code_expires_at(user_id, channel).await?.map(|at| at - CODE_TTL.as_millis() as i64);
+            if sent_at.is_some_and(|at| now_ms() - at < RESEND_AFTER.as_millis() as i64) {
+                continue;
+            }
+            codes.push(self.code_for(user_id, channel, recipient, language));
         }
         self.store.set_channels(user_id, &new, &codes).await?;
         if !codes.is_empty() {

@@ -120,6 +120,15 @@ impl NotificationsService {
         }))
     }
 
+    /// Whether notices can go by `channel` (`telegram`, `sms`) here: its provider is configured.
+    pub fn offers(&self, channel: &str) -> bool {
+        match channel {
+            "telegram" => self.telegram.is_some(),
+            "sms" => self.sms.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn consumer(self: &Arc<Self>) -> Arc<dyn Consumer> {
         Arc::new(NotificationsConsumer(self.clone()))
     }

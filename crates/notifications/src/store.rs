@@ -250,22 +250,21 @@ impl Store {
     }
 
     /// Check a code typed back for `channel` (`telegram` or `sms`); at most [`MAX_CODE_ATTEMPTS`] tries.
+    /// Each try is taken atomically before the code is compared, so parallel guesses cannot share one.
     pub async fn confirm_channel(&self, user_id: &str, channel: &str, code: &str) -> Result<CodeCheck, sqlx::Error> {
+        use subtle::ConstantTimeEq;
         let now = now_ms();
         with_tx!(&self.db, tx => {
-            let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-                "SELECT recipient, code, expires_at, attempts FROM notifications_channel_codes WHERE user_id = $1 AND channel = $2")
-                .bind(user_id).bind(channel).fetch_optional(&mut *tx).await?;
-            // No early `return` below: it would leave without committing (a wrong try must count).
+            let row: Option<(String, String)> = sqlx::query_as(
+                "UPDATE notifications_channel_codes SET attempts = attempts + 1
+                 WHERE user_id = $1 AND channel = $2 AND attempts < $3 AND expires_at > $4
+                 RETURNING recipient, code")
+                .bind(user_id).bind(channel).bind(MAX_CODE_ATTEMPTS).bind(now).fetch_optional(&mut *tx).await?;
+            // No early `return` below: it would leave without committing (the try must count).
             let check = match row {
                 None => CodeCheck::NoCode,
-                Some((_, _, expires_at, attempts)) if expires_at <= now || attempts >= MAX_CODE_ATTEMPTS => CodeCheck::NoCode,
-                Some((_, expected, _, _)) if expected != code => {
-                    sqlx::query("UPDATE notifications_channel_codes SET attempts = attempts + 1 WHERE user_id = $1 AND channel = $2")
-                        .bind(user_id).bind(channel).execute(&mut *tx).await?;
-                    CodeCheck::Wrong
-                }
-                Some((recipient, _, _, _)) => {
+                Some((_, expected)) if !bool::from(expected.as_bytes().ct_eq(code.as_bytes())) => CodeCheck::Wrong,
+                Some((recipient, _)) => {
                     let confirm = if channel == "telegram" {
                         "UPDATE notifications_channels SET telegram_confirmed = TRUE, updated_at = $3 WHERE user_id = $1 AND telegram_chat_id = $2"
                     } else {
@@ -279,6 +278,13 @@ impl Store {
             };
             Ok::<_, sqlx::Error>(check)
         })
+    }
+
+    /// When the code pending for `channel` expires, if one is.
+    pub async fn code_expires_at(&self, user_id: &str, channel: &str) -> Result<Option<i64>, sqlx::Error> {
+        with_db!(&self.db, pool => sqlx::query_scalar(
+            "SELECT expires_at FROM notifications_channel_codes WHERE user_id = $1 AND channel = $2")
+            .bind(user_id).bind(channel).fetch_optional(pool).await)
     }
 }
 

@@ -202,7 +202,8 @@ async fn readyz(State(p): State<Probes>) -> Response {
 async fn metrics_text(State(p): State<Probes>, req: axum::extract::Request) -> Response {
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let authorization = req.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
-    if !p.metrics.access().allows(peer, authorization) {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|h| req.headers().contains_key(*h));
+    if !p.metrics.access().allows(peer, authorization, proxied) {
         return not_found(req.headers().clone()).await;
     }
     metrics_page(&p.metrics)

@@ -57,11 +57,12 @@ impl MetricsAccess {
     }
 
     /// Whether a request from `peer` with `authorization` (the header's value) may read the metrics
-    /// on the service port.
-    pub fn allows(&self, peer: Option<std::net::IpAddr>, authorization: Option<&[u8]>) -> bool {
+    /// on the service port; `proxied`: it carries a forwarding header (a reverse proxy on this
+    /// machine relays the internet from loopback, so loopback alone proves nothing then).
+    pub fn allows(&self, peer: Option<std::net::IpAddr>, authorization: Option<&[u8]>, proxied: bool) -> bool {
         use subtle::ConstantTimeEq;
         match self {
-            MetricsAccess::Local => peer.is_some_and(|ip| ip.is_loopback()),
+            MetricsAccess::Local => !proxied && peer.is_some_and(|ip| ip.is_loopback()),
             MetricsAccess::Token(token) => authorization
                 .and_then(|v| v.strip_prefix(b"Bearer "))
                 .is_some_and(|given| bool::from(given.ct_eq(token.as_bytes()))),

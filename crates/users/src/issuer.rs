@@ -123,6 +123,9 @@ impl Issuer {
             MAX_TOKEN_LIFETIME.as_secs()
         );
         let rng = SystemRandom::new();
+        if seal.seals() {
+            seal_plain_keys(&store, &seal).await?;
+        }
         let keys = load_or_rotate(&store, &rng, &seal, rotation, access_ttl).await?;
         Ok(Arc::new(Issuer {
             issuer,
@@ -273,6 +276,17 @@ const SIGN_AFTER: Duration = Duration::from_secs(KEYS_RELOAD_EVERY.as_secs() + 6
 /// late, and each instance moves to the new key at its first pass after [`SIGN_AFTER`], so the old
 /// key signs tokens that long past its rotation period, which must verify everywhere until they expire.
 const VERIFY_MARGIN: Duration = Duration::from_secs(2 * KEYS_RELOAD_EVERY.as_secs() + SIGN_AFTER.as_secs() + 240);
+
+/// Seal the keys stored before a secret was set, so that no private key stays readable at rest.
+async fn seal_plain_keys(store: &Store, seal: &KeySeal) -> anyhow::Result<()> {
+    for key in store.signing_keys(0).await?.into_iter().filter(|k| !KeySeal::is_sealed(&k.private_pkcs8)) {
+        let sealed = seal.seal(&key.kid, &seal.open(&key.kid, &key.private_pkcs8)?)?;
+        if store.replace_signing_key_secret(&key.kid, &key.private_pkcs8, &sealed).await? {
+            tracing::info!(kid = %key.kid, "sealed a token signing key stored before SIGNING_KEYS_SECRET was set");
+        }
+    }
+    Ok(())
+}
 
 /// Keys younger than rotation + access TTL (+ margin) verify (a token signed just before rotation stays
 /// valid); the newest that is at least [`SIGN_AFTER`] old signs (a store's very first key at once).

@@ -79,6 +79,11 @@ impl KeySeal {
         self.current.is_some()
     }
 
+    /// Whether `stored` is sealed (else a key stored before a secret was set).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(SEALED)
+    }
+
     /// What to store for the PKCS#8 document of key `kid`.
     pub fn seal(&self, kid: &str, pkcs8: &[u8]) -> anyhow::Result<String> {
         let Some(key) = &self.current else { return Ok(B64.encode(pkcs8)) };

@@ -79,7 +79,11 @@ impl Problem {
 #[derive(Clone)]
 pub struct Ctx {
     pub lang: Lang,
+    /// The token this visitor's forms carry (signed in: bound to the session).
     pub csrf: String,
+    /// The cookie's own token, which the sign-out form carries: signing out must work even when the
+    /// session it was bound to ended elsewhere (forcing someone out is all a forged one could do).
+    pub csrf_cookie: String,
     pub me: Option<UserView>,
     /// Path and query of this request (for "back here after login").
     pub here: String,
@@ -437,9 +441,9 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
         tg_platform::http::client_ip(req.extensions(), req.headers()).map(|ip| ConnectInfo(SocketAddr::new(ip, 0)));
     let mut token = jar.get(&cookie_name(&web, ACCESS_COOKIE)).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
     let refresh = jar.get(&cookie_name(&web, REFRESH_COOKIE)).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
-    // Signing out refreshes an expired session too: its forms' token is bound to the session. The
-    // sign-out then ends the whole chain and clears the cookies (a page's cookies win over these).
-    if token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
+    // Signing out needs no fresh session (and must not get one back); its form carries the cookie's token.
+    let signing_out = req.uri().path() == "/logout";
+    if !signing_out && token.as_deref().and_then(seconds_left).is_none_or(|left| left < 30) {
         if let Some(refresh_token) = refresh {
             match refresh_session(&web, peer, &refresh_token).await {
                 Ok(tokens) => {
@@ -457,6 +461,7 @@ pub async fn context(State(web): State<Arc<Web>>, jar: CookieJar, mut req: Reque
     }
     let mut ctx = Ctx {
         lang,
+        csrf_cookie: csrf.clone(),
         csrf,
         me: None,
         here: return_path(&req),
@@ -533,6 +538,7 @@ impl<S: Send + Sync> FromRequest<S> for CsrfForm {
     type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ctx = req.extensions().get::<Ctx>().cloned().ok_or(StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let signing_out = req.uri().path() == "/logout";
         let bad = |detail: &str| {
             ctx.fail(Problem {
                 status: 400,
@@ -546,7 +552,8 @@ impl<S: Send + Sync> FromRequest<S> for CsrfForm {
             .await
             .map_err(|_| bad("the form could not be read"))?;
         let given = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
-        if !csrf_matches(&ctx.csrf, given) {
+        let expected = if signing_out { &ctx.csrf_cookie } else { &ctx.csrf };
+        if !csrf_matches(expected, given) {
             return Err(ctx
                 .fail(Problem {
                     status: 403,

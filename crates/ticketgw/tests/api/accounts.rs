@@ -8,6 +8,16 @@ use crate::helpers::{account_mail, assert_problem, link_token, spawn_app, TestAp
 
 const PASSWORD: &str = "correct horse battery";
 
+/// Telegram and SMS configured, their APIs at a closed port (what they would be sent is not read).
+pub(crate) fn offering_telegram_and_sms(s: &mut ticketgw::config::Settings) {
+    s.telegram_bot_token = Some("TEST-TOKEN".into());
+    s.telegram_api_url = Some("http://127.0.0.1:9".into());
+    s.sms_api_url = Some("http://127.0.0.1:9".into());
+    s.sms_account_sid = Some("AC1".into());
+    s.sms_auth_token = Some("secret".into());
+    s.sms_from = Some("+15550001111".into());
+}
+
 /// Where notices to the user go (the notifications service's own answer).
 async fn confirmed_channels(app: &TestApp, user_id: &str) -> (Option<String>, Option<String>) {
     tg_notifications::store::Store { db: app.app.db.clone() }.channels(user_id).await.unwrap()
@@ -213,7 +223,16 @@ async fn sessions_are_listed_and_signed_out_one_or_all() {
 
 #[tokio::test]
 async fn notices_go_to_a_telegram_chat_or_phone_only_once_its_code_came_back() {
+    // Only offered channels are taken.
     let app = spawn_app().await;
+    let (_, token) = app.user_with(&[]).await;
+    let res = app
+        .send(Method::PUT, "/api/v1/me/notification-channels", Some(&token), &json!({"telegram_chat_id": "1"}))
+        .await;
+    let body = assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(body["errors"][0]["field"], "telegram_chat_id");
+    // Providers that do not answer: the codes are read where they are kept.
+    let app = crate::helpers::spawn_with(offering_telegram_and_sms).await;
     let (user_id, token) = app.user_with(&[]).await;
     let set = json!({"telegram_chat_id": "12345", "phone": "+85512345678"});
     let res = app.send(Method::PUT, "/api/v1/me/notification-channels", Some(&token), &set).await;
@@ -301,5 +320,68 @@ async fn deleting_an_account_erases_the_person_and_keeps_the_paid_booking() {
         }
         assert!(std::time::Instant::now() < deadline, "{n} notices kept");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A change of address someone asked for with a stolen password dies when the owner resets it.
+#[tokio::test]
+async fn a_reset_ends_a_pending_change_of_address() {
+    let app = spawn_app().await;
+    let mut bus = app.app.bus.subscribe();
+    app.app.users.create_user("owner@example.com", PASSWORD, "Owner", &[]).await.unwrap();
+    let thief = app.login("owner@example.com", PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let body = json!({"new_email": "thief@example.com", "current_password": PASSWORD});
+    assert_eq!(app.post("/api/v1/me/email", Some(&thief), &body).await.status(), StatusCode::ACCEPTED);
+    let change = account_mail(&mut bus, "verify_email").await;
+    app.post("/api/v1/auth/forgot-password", None, &json!({"email": "owner@example.com"})).await;
+    let reset = account_mail(&mut bus, "reset_password").await;
+    let res = app
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            &json!({"token": link_token(&reset), "password": "the owner's new one"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.post("/api/v1/auth/verify-email", None, &json!({"token": link_token(&change)})).await;
+    assert_problem(res, StatusCode::BAD_REQUEST, "invalid_link").await;
+    app.login("owner@example.com", "the owner's new one").await;
+}
+
+/// "Sign out everywhere" while a stolen refresh token is being rotated as fast as it goes: no
+/// rotation slips a live token past it (each takes the account's lock the sign-out takes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_out_everywhere_wins_over_refreshes_in_flight() {
+    let app = spawn_app().await;
+    app.app.users.create_user("racer@example.com", PASSWORD, "Racer", &[]).await.unwrap();
+    let owner = app.login("racer@example.com", PASSWORD).await;
+    for round in 0..5 {
+        let stolen = app.login("racer@example.com", PASSWORD).await["refresh_token"].clone();
+        let (http, url) = (app.http.clone(), app.url("/api/v1/auth/refresh"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thief = tokio::spawn(async move {
+            let mut token = stolen;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let res = http.post(&url).json(&json!({"refresh_token": token})).send().await.unwrap();
+                if res.status() != StatusCode::OK {
+                    break;
+                }
+                token = res.json::<Value>().await.unwrap()["refresh_token"].clone();
+            }
+            token
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20 * round)).await;
+        let res = app.send(Method::DELETE, "/api/v1/me/sessions", owner["access_token"].as_str(), &json!({})).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let last = thief.await.unwrap();
+        assert_problem(refresh(&app, &last).await, StatusCode::UNAUTHORIZED, "invalid_grant").await;
+        let live: i64 = tg_platform::with_db!(&app.app.db, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users_refresh_tokens t JOIN users_accounts a ON a.id = t.user_id
+             WHERE a.email = 'racer@example.com' AND t.revoked_at IS NULL").fetch_one(pool).await)
+        .unwrap();
+        assert_eq!(live, 0, "round {round}: a refresh token outlived signing out everywhere");
     }
 }

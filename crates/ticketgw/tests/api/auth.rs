@@ -307,9 +307,21 @@ async fn account_settings_are_validated() {
 #[tokio::test]
 async fn signing_keys_are_sealed_in_the_database() {
     let (mut settings, _) = crate::helpers::fresh_settings().await;
+    // One issuer for both processes below (by default it is the listening address).
+    settings.public_url = Some("http://tickets.test".into());
+    // First without a secret: its key is stored as it is, and the secret then seals it.
+    let plain = settings.clone();
+    let before = spawn_with(move |s| *s = plain).await;
+    let (_, earlier_token) = before.user_with(&[]).await;
+    drop(before);
     settings.signing_keys_secret = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
     let same = settings.clone();
     let app = spawn_with(move |s| *s = same).await;
+    assert_eq!(
+        app.get("/api/v1/me", Some(&earlier_token)).await.status(),
+        StatusCode::OK,
+        "the sealed key still verifies"
+    );
     let (_, token) = app.user_with(&[]).await;
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.status(), StatusCode::OK);
     let stored: Vec<String> = tg_platform::with_db!(&app.app.db, pool =>

@@ -68,6 +68,11 @@ async fn metrics_need_the_token_when_one_is_set() {
     };
     assert_problem(scrape(None).await, StatusCode::NOT_FOUND, "not_found").await;
     assert_problem(scrape(Some("Bearer wrong")).await, StatusCode::NOT_FOUND, "not_found").await;
+    // Without a token, loopback callers read it, unless a proxy relayed them.
+    let plain = spawn_app().await;
+    assert_eq!(plain.get("/metrics", None).await.status(), StatusCode::OK);
+    let relayed = plain.http.get(plain.url("/metrics")).header("x-forwarded-for", "203.0.113.7").send().await.unwrap();
+    assert_problem(relayed, StatusCode::NOT_FOUND, "not_found").await;
     let res = scrape(Some("Bearer scrape-me-please-0123456789")).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("ticketgw_build_info"));
@@ -79,13 +84,14 @@ fn metrics_on_the_service_port_follow_the_access_setting() {
     let outside: std::net::IpAddr = "203.0.113.7".parse().unwrap();
     let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let default = MetricsAccess::from_settings(false, None);
-    assert!(default.allows(Some(local), None) && default.allows(Some("::1".parse().unwrap()), None));
-    assert!(!default.allows(Some(outside), None) && !default.allows(None, None));
+    assert!(default.allows(Some(local), None, false) && default.allows(Some("::1".parse().unwrap()), None, false));
+    assert!(!default.allows(Some(outside), None, false) && !default.allows(None, None, false));
+    assert!(!default.allows(Some(local), None, true), "relayed by a proxy on this machine: the internet");
     let token = MetricsAccess::from_settings(false, Some("t0k"));
-    assert!(token.allows(Some(outside), Some(b"Bearer t0k")));
-    assert!(!token.allows(Some(local), None) && !token.allows(Some(outside), Some(b"Bearer t0")));
+    assert!(token.allows(Some(outside), Some(b"Bearer t0k"), true));
+    assert!(!token.allows(Some(local), None, false) && !token.allows(Some(outside), Some(b"Bearer t0"), false));
     let elsewhere = MetricsAccess::from_settings(true, Some("t0k"));
-    assert!(!elsewhere.allows(Some(local), Some(b"Bearer t0k")), "a listener of its own serves it");
+    assert!(!elsewhere.allows(Some(local), Some(b"Bearer t0k"), false), "a listener of its own serves it");
 }
 
 #[tokio::test]

@@ -122,7 +122,13 @@ pub async fn login(
     };
     let session = uuid::Uuid::new_v4().to_string();
     let device = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(device_name);
-    Ok(Json(issue_tokens(&svc, &account.id, &session, device.as_deref()).await?))
+    let (refresh, hash) = svc.issuer.new_opaque_token();
+    svc.store.insert_refresh(&hash, &account.id, &session, refresh_expiry(&svc), device.as_deref()).await?;
+    Ok(Json(issue_tokens(&svc, &account.id, &session, refresh).await?))
+}
+
+fn refresh_expiry(svc: &UsersService) -> i64 {
+    tg_platform::clock::now_ms() + svc.config.refresh_token_ttl.as_millis() as i64
 }
 
 /// The device a session is shown by: its User-Agent, printable and cut to 200 characters.
@@ -130,13 +136,8 @@ fn device_name(user_agent: &str) -> String {
     user_agent.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-/// New tokens in session `session` (a refresh-token family) opened from `device`.
-async fn issue_tokens(
-    svc: &UsersService,
-    user_id: &str,
-    session: &str,
-    device: Option<&str>,
-) -> ApiResult<TokenResponse> {
+/// The answer carrying `refresh` (already stored) and a new access token of session `session`.
+async fn issue_tokens(svc: &UsersService, user_id: &str, session: &str, refresh: String) -> ApiResult<TokenResponse> {
     let Some(account) = svc.store.account_by_id(user_id).await? else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_grant", "account no longer exists"));
     };
@@ -150,9 +151,6 @@ async fn issue_tokens(
         session: Some(session),
     };
     let access = svc.issuer.mint_access(&subject).await.map_err(ApiError::from_anyhow)?;
-    let (refresh, hash) = svc.issuer.new_opaque_token();
-    let expires = tg_platform::clock::now_ms() + svc.config.refresh_token_ttl.as_millis() as i64;
-    svc.store.insert_refresh(&hash, user_id, session, expires, device).await?;
     Ok(TokenResponse {
         access_token: access,
         refresh_token: refresh,
@@ -165,14 +163,15 @@ async fn issue_tokens(
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem, description = "unknown, expired, revoked or reused token")))]
 pub async fn refresh(svc: State, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<TokenResponse>> {
     let hash = hash_opaque_token(&req.refresh_token);
-    let Some(old) = svc.store.consume_refresh(&hash).await? else {
+    let (refresh, new_hash) = svc.issuer.new_opaque_token();
+    let Some(old) = svc.store.rotate_refresh(&hash, &new_hash, refresh_expiry(&svc)).await? else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_grant",
             "refresh token is invalid, expired or revoked",
         ));
     };
-    Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id, old.device.as_deref()).await?))
+    Ok(Json(issue_tokens(&svc, &old.user_id, &old.family_id, refresh).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,

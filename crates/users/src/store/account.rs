@@ -76,6 +76,24 @@ where
     Ok(())
 }
 
+/// Mark every unused link of the user used: after a reset, a change of password or of address, no
+/// link sent before may act.
+async fn end_links<'e, E, DB>(exec: E, user_id: &str, now: i64) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = DB>,
+    DB: sqlx::Database,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query("UPDATE users_account_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
 /// Mark a live token of one of `purposes` used, returning (user id, purpose, address); `None` when it
 /// is unknown, used, expired or for something else. Atomic: a token works once.
 const USE_TOKEN: &str = "UPDATE users_account_tokens SET used_at = $2
@@ -115,9 +133,8 @@ impl Store {
                 let Some((old, display_name, language)) = old else { return Ok(Verified::Invalid) };
                 sqlx::query("UPDATE users_accounts SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
                     .bind(&user_id).bind(&email).bind(now).execute(&mut *tx).await?;
-                // Links sent to the old address no longer prove anything.
-                sqlx::query("UPDATE users_account_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose <> $3")
-                    .bind(&user_id).bind(now).bind(LinkPurpose::ChangeEmail.as_str()).execute(&mut *tx).await?;
+                // No other link outlives the change: not those to the old address, nor other changes.
+                end_links(&mut *tx, &user_id, now).await?;
                 insert_audit(&mut *tx, Some(&user_id), "user.email_changed", Some(&user_id), "{}").await?;
                 if let Some(old) = old {
                     let kind = AccountMailKind::EmailChanged;
@@ -151,8 +168,8 @@ impl Store {
             if updated == 0 {
                 return Ok(None);
             }
-            sqlx::query("UPDATE users_account_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose = $3")
-                .bind(&user_id).bind(now).bind(LinkPurpose::ResetPassword.as_str()).execute(&mut *tx).await?;
+            // Every link dies with it: a change of address someone else started must not outlive the reset.
+            end_links(&mut *tx, &user_id, now).await?;
             sqlx::query("UPDATE users_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(&user_id).bind(now).execute(&mut *tx).await?;
             insert_audit(&mut *tx, Some(&user_id), "user.password_reset", Some(&user_id), "{}").await?;
@@ -171,6 +188,8 @@ impl Store {
         with_tx!(&self.db, tx => {
             sqlx::query("UPDATE users_accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(user_id).bind(password_hash).bind(now).execute(&mut *tx).await?;
+            // Links asked for with the old password (a change of address) die with it.
+            end_links(&mut *tx, user_id, now).await?;
             sqlx::query("UPDATE users_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR family_id <> $3)")
                 .bind(user_id).bind(now).bind(keep).execute(&mut *tx).await?;
             insert_audit(&mut *tx, Some(user_id), "user.password_changed", Some(user_id), "{}").await

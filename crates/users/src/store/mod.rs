@@ -120,6 +120,15 @@ const ACCOUNT_COLS: &str =
     "id, email, display_name, password_hash, external_issuer, language, created_at, email_verified_at";
 const APPLICATION_COLS: &str = "id, user_id, status, name, logo, contact_email, contact_phone, website, message, decision_note, created_at, decided_at";
 
+/// Lock an account's row for the rest of the transaction (PostgreSQL; SQLite's write transactions
+/// hold the whole database already).
+pub(crate) fn lock_account_sql(db: &Db) -> &'static str {
+    match db {
+        Db::Postgres(_) => "SELECT id FROM users_accounts WHERE id = $1 FOR UPDATE",
+        Db::Sqlite(_) => "SELECT id FROM users_accounts WHERE id = $1",
+    }
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
@@ -291,17 +300,40 @@ impl Store {
         Ok(())
     }
 
-    /// Atomically revoke a live refresh token and return it; `None` when unknown, expired or already used.
-    /// A token that was already revoked is reuse: its whole family is revoked too.
-    pub async fn consume_refresh(&self, hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
+    /// Rotate a refresh token: atomically revoke the live token `hash` and store `new_hash` in its
+    /// family, returning the old one; `None` when unknown, expired or already used. A token that was
+    /// already revoked is reuse: its whole family is revoked too. The account's row is locked first,
+    /// as every change that ends sessions locks it (by updating it or as [`Store::end_sessions`] does),
+    /// so a rotation never slips a new token past "sign out everywhere", a reset or a deletion.
+    pub async fn rotate_refresh(
+        &self,
+        hash: &str,
+        new_hash: &str,
+        expires_at: i64,
+    ) -> Result<Option<RefreshRow>, sqlx::Error> {
         let now = now_ms();
-        let revoked: Option<RefreshRow> = with_db!(&self.db, pool => sqlx::query_as(
-            "UPDATE users_refresh_tokens SET revoked_at = $2
-             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2
-             RETURNING user_id, family_id, expires_at, revoked_at, device")
-            .bind(hash).bind(now).fetch_optional(pool).await)?;
-        if revoked.is_some() {
-            return Ok(revoked);
+        let lock = lock_account_sql(&self.db);
+        let rotated: Option<RefreshRow> = with_tx!(&self.db, tx => {
+            let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM users_refresh_tokens WHERE token_hash = $1")
+                .bind(hash).fetch_optional(&mut *tx).await?;
+            if let Some(owner) = &owner {
+                sqlx::query(lock).bind(owner).execute(&mut *tx).await?;
+            }
+            let old: Option<RefreshRow> = sqlx::query_as(
+                "UPDATE users_refresh_tokens SET revoked_at = $2
+                 WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2
+                 RETURNING user_id, family_id, expires_at, revoked_at, device")
+                .bind(hash).bind(now).fetch_optional(&mut *tx).await?;
+            if let Some(old) = &old {
+                sqlx::query(
+                    "INSERT INTO users_refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, device) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(new_hash).bind(&old.user_id).bind(&old.family_id).bind(now).bind(expires_at).bind(&old.device)
+                    .execute(&mut *tx).await?;
+            }
+            Ok::<_, sqlx::Error>(old)
+        })?;
+        if rotated.is_some() {
+            return Ok(rotated);
         }
         let reused: Option<String> = with_db!(&self.db, pool => sqlx::query_scalar(
             "SELECT family_id FROM users_refresh_tokens WHERE token_hash = $1 AND revoked_at IS NOT NULL")
@@ -355,6 +387,14 @@ impl Store {
             }
             Ok::<_, sqlx::Error>(fresh == 0)
         })
+    }
+
+    /// Replace a key's stored private part (sealing it), unless another instance did first.
+    pub async fn replace_signing_key_secret(&self, kid: &str, old: &str, new: &str) -> Result<bool, sqlx::Error> {
+        let n = with_db!(&self.db, pool => sqlx::query(
+            "UPDATE users_signing_keys SET private_pkcs8 = $3 WHERE kid = $1 AND private_pkcs8 = $2")
+            .bind(kid).bind(old).bind(new).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     // ---- organizers ----

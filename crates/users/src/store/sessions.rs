@@ -1,6 +1,6 @@
 //! Sign-in sessions: a session is one refresh-token family (a sign-in and its rotations).
 
-use tg_platform::{clock::now_ms, with_db};
+use tg_platform::{clock::now_ms, with_db, with_tx};
 
 use super::Store;
 
@@ -30,16 +30,26 @@ impl Store {
 
     /// End one of the user's sessions; false when the user has no such live session.
     pub async fn end_session(&self, user_id: &str, family_id: &str) -> Result<bool, sqlx::Error> {
-        let n = with_db!(&self.db, pool => sqlx::query(
-            "UPDATE users_refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND family_id = $2 AND revoked_at IS NULL")
-            .bind(user_id).bind(family_id).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(n > 0)
+        Ok(self.end(user_id, Some(family_id), None).await? > 0)
     }
 
     /// End every session of the user but `keep` (when given).
     pub async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, sqlx::Error> {
-        with_db!(&self.db, pool => sqlx::query(
-            "UPDATE users_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR family_id <> $3)")
-            .bind(user_id).bind(now_ms()).bind(keep).execute(pool).await.map(|r| r.rows_affected()))
+        self.end(user_id, None, keep).await
+    }
+
+    /// Revoke the user's live refresh tokens (of session `only`, or all but `keep`), under the lock
+    /// on the account's row that rotations take too (see [`Store::rotate_refresh`]).
+    async fn end(&self, user_id: &str, only: Option<&str>, keep: Option<&str>) -> Result<u64, sqlx::Error> {
+        let lock = super::lock_account_sql(&self.db);
+        let now = now_ms();
+        with_tx!(&self.db, tx => {
+            sqlx::query(lock).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE users_refresh_tokens SET revoked_at = $2
+                 WHERE user_id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR family_id = $3) AND ($4 IS NULL OR family_id <> $4)")
+                .bind(user_id).bind(now).bind(only).bind(keep)
+                .execute(&mut *tx).await.map(|r| r.rows_affected())
+        })
     }
 }

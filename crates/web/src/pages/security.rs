@@ -158,7 +158,9 @@ pub async fn confirm_channel(form: CsrfForm) -> PageResult {
 pub async fn delete_account(form: CsrfForm) -> PageResult {
     let ctx = form.ctx.clone();
     ctx.require_login()?;
-    let body = json!({ "password": form.opt("password") });
+    // As typed: a password may begin or end with spaces.
+    let password = Some(form.get("password")).filter(|p| !p.is_empty());
+    let body = json!({ "password": password });
     match ctx.send::<Value>(Method::DELETE, "/api/v1/me", &body, None).await {
         Ok(_) => Ok(super::account::with_cookies(see_other("/?deleted=1"), cleared_token_cookies(ctx.web()))),
         Err(p) => back(&form, Err(p), "delete-h").await,
