@@ -120,9 +120,11 @@ async fn one_booking_is_one_trace_across_the_services_and_metrics_and_logs_tell_
             let got = spans.lock().unwrap();
             let ours: Vec<&ReceivedSpan> = got.iter().filter(|s| s.trace_id == trace_id).collect();
             let services: HashSet<&str> = ours.iter().map(|s| s.service.as_str()).collect();
-            // The mailbox polls carry the trace too: wait for the consumption itself.
+            // The mailbox polls carry the trace too: wait for the consumption itself, and for the span it
+            // continues (spans are exported as they end, in batches: the parent may come after it).
+            let has_parent = |s: &&ReceivedSpan| ours.iter().any(|p| p.span_id == s.parent_span_id);
             wanted.iter().all(|w| services.contains(w))
-                && ours.iter().any(|s| s.service == "notifications" && s.name == "consume")
+                && ours.iter().any(|s| s.service == "notifications" && s.name == "consume" && has_parent(s))
         }
     })
     .await;
@@ -138,7 +140,7 @@ async fn one_booking_is_one_trace_across_the_services_and_metrics_and_logs_tell_
     assert!(got.iter().any(|s| s.name == "hold_batch" && s.service == "bookings"), "{got:#?}");
     let consumed = got
         .iter()
-        .find(|s| s.service == "notifications" && s.name == "consume")
+        .find(|s| s.service == "notifications" && s.name == "consume" && by_id.contains_key(s.parent_span_id.as_str()))
         .unwrap_or_else(|| panic!("notifications did not consume in the trace: {got:#?}"));
     assert!(
         matches!(parent_service(consumed).as_deref(), Some("bookings" | "payments")),
