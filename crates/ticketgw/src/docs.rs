@@ -54,18 +54,21 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// schema: what a handler declares itself, plus what the platform's layers answer for any route —
 /// 400 (malformed JSON or query), 422 (invalid fields), 429 (rate limits, with `Retry-After`), 503
 /// (the database unreachable, with `Retry-After`); 401 and 403 where a token is required; 404 where
-/// the path names something; 413 and 415 where there is a body.
+/// the path names something; 413 and 415 where there is a body; 409 where the operation changes state.
 pub fn declare_problems(openapi: &mut OpenApi) {
     for (path, item) in openapi.paths.paths.iter_mut() {
         let names_something = path.contains('{');
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-        for op in operations.into_iter().flatten() {
-            declare_operation_problems(op, names_something);
+        if let Some(op) = &mut item.get {
+            declare_operation_problems(op, names_something, false);
+        }
+        let changes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in changes.into_iter().flatten() {
+            declare_operation_problems(op, names_something, true);
         }
     }
 }
 
-fn declare_operation_problems(op: &mut Operation, names_something: bool) {
+fn declare_operation_problems(op: &mut Operation, names_something: bool, changes_state: bool) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = op.request_body.is_some();
     let mut statuses =
@@ -79,6 +82,9 @@ fn declare_operation_problems(op: &mut Operation, names_something: bool) {
     }
     if has_body {
         statuses.extend([("413", "body too large"), ("415", "not JSON")]);
+    }
+    if changes_state {
+        statuses.push(("409", "not possible in the current state (see `code`)"));
     }
     let responses = &mut op.responses.responses;
     for (status, description) in statuses {
@@ -135,7 +141,7 @@ mod tests {
         }
         assert!(put["200"]["content"]["application/json"].is_object(), "success bodies stay JSON");
         let get = &doc["paths"]["/open"]["get"]["responses"];
-        assert!(get["401"].is_null() && get["404"].is_null() && get["413"].is_null(), "{get}");
+        assert!(get["401"].is_null() && get["404"].is_null() && get["413"].is_null() && get["409"].is_null(), "{get}");
         assert!(get["429"].is_object());
     }
 }
